@@ -1,0 +1,158 @@
+"""The application factory: routers, problem handlers, middleware and lifespan."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from crm_api import __version__
+from crm_api.audit.router import router as audit_router
+from crm_api.companies.router import router as companies_router
+from crm_api.config import Settings, get_settings
+from crm_api.contacts.router import company_contacts_router
+from crm_api.contacts.router import router as contacts_router
+from crm_api.core.db import Database
+from crm_api.core.docs import add_docs
+from crm_api.core.errors import DomainError, problem_response
+from crm_api.core.logging import configure_logging, request_id_var
+from crm_api.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from crm_api.core.migrations import head_revisions
+from crm_api.core.openapi import build_openapi
+from crm_api.health import router as health_router
+from crm_api.users.auth import Authenticator
+from crm_api.users.router import keys_router
+from crm_api.users.router import router as users_router
+
+log = logging.getLogger("crm_api")
+
+DESCRIPTION = """\
+A headless CRM: contacts, companies, deals and activities over versioned JSON.
+
+* Authenticate with `Authorization: Bearer <api key>`.
+* Errors are RFC 9457 `application/problem+json`; 422s list every invalid field in `errors`.
+* Lists are keyset-paginated: follow `next_cursor`. Reads carry `ETag`; send it back as
+  `If-Match` on PATCH/DELETE to avoid overwriting someone else's change (412 if stale).
+* DELETE archives; `POST …/{id}/restore` undoes it.
+"""
+
+TAGS = [
+    {"name": "contacts", "description": "People."},
+    {"name": "companies", "description": "Accounts, keyed by their normalized domain."},
+    {"name": "users", "description": "Users and roles."},
+    {"name": "api-keys", "description": "API keys: hashed, scoped, revocable."},
+    {"name": "audit-log", "description": "Who changed what, before and after."},
+    {"name": "health", "description": "Probes for orchestrators."},
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await db.start()
+        yield
+        await db.close()
+
+    app = FastAPI(
+        title="crm-api",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.authenticator = Authenticator(db, settings.auth_cache_ttl_seconds)
+    app.state.migration_heads = head_revisions(settings.database_url)
+
+    for router in (
+        health_router,
+        users_router,
+        keys_router,
+        contacts_router,
+        companies_router,
+        company_contacts_router,
+        audit_router,
+    ):
+        app.include_router(router)
+    add_docs(app)
+    _add_problem_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, log_requests=settings.access_log)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _add_problem_handlers(app: FastAPI) -> None:
+    async def domain_error(_: Request, error: Exception) -> Response:
+        assert isinstance(error, DomainError)
+        return problem_response(
+            error.status,
+            error.slug,
+            error.detail,
+            headers=error.headers,
+            request_id=request_id_var.get(),
+            **error.extra,
+        )
+
+    async def validation_error(_: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        errors = [
+            {"field": ".".join(str(part) for part in item["loc"]), "message": item["msg"]}
+            for item in error.errors()
+        ]
+        return problem_response(
+            422,
+            "validation",
+            "The request is invalid; see `errors`.",
+            request_id=request_id_var.get(),
+            errors=errors,
+        )
+
+    async def http_error(_: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+        detail = error.detail if isinstance(error.detail, str) else None
+        return problem_response(
+            error.status_code,
+            slug,
+            detail,
+            headers=error.headers,
+            request_id=request_id_var.get(),
+        )
+
+    async def unexpected_error(_: Request, error: Exception) -> Response:
+        log.exception("unhandled error", exc_info=error)
+        return problem_response(
+            500,
+            "internal",
+            "Something went wrong on our side; quote the request id when reporting it.",
+            request_id=request_id_var.get(),
+        )
+
+    app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected_error)
+
+
+def create_app_from_env() -> FastAPI:
+    """The uvicorn factory (`crm_api.app:create_app_from_env`): configures logging first."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,51 @@
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Numeric, String, Uuid, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_api.core.db import Base, JSONType, UTCDateTime
+from crm_api.core.enums import LifecycleStage, sql_in
+
+LIVE = text("archived_at IS NULL")
+
+
+class Company(Base):
+    __tablename__ = "companies"
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str | None] = mapped_column(String(253))
+    industry: Mapped[str | None] = mapped_column(String(100))
+    employee_count: Mapped[int | None] = mapped_column(Integer)
+    annual_revenue: Mapped[Decimal | None] = mapped_column(Numeric(20, 4))
+    annual_revenue_currency: Mapped[str | None] = mapped_column(String(3))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    address: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    lifecycle_stage: Mapped[str | None] = mapped_column(String(20))
+    owner_id: Mapped[UUID] = mapped_column(ForeignKey("users.id"))
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(f"lifecycle_stage {sql_in(LifecycleStage)}", name="lifecycle_stage"),
+        Index("uq_companies_domain_live", "domain", unique=True,
+              postgresql_where=LIVE, sqlite_where=LIVE),
+        Index("uq_companies_external_id_live", "external_id", unique=True,
+              postgresql_where=LIVE, sqlite_where=LIVE),
+        Index("ix_companies_live_created", "created_at", "id",
+              postgresql_where=LIVE, sqlite_where=LIVE),
+        Index("ix_companies_live_updated", "updated_at", "id",
+              postgresql_where=LIVE, sqlite_where=LIVE),
+        Index("ix_companies_live_name", "name_key", "id",
+              postgresql_where=LIVE, sqlite_where=LIVE),
+        Index("ix_companies_owner_id", "owner_id"),
+    )

@@ -1,0 +1,72 @@
+"""The only place with company SQL: its read shape, list filters and sorts."""
+
+from typing import Any
+
+from sqlalchemy import bindparam, or_, select
+
+from crm_api.companies.models import Company
+from crm_api.core.money import to_minor_units
+from crm_api.core.listing import ListSpec, prefix_search, sort_key
+from crm_api.core.reader import Row
+from crm_api.core.records import RecordKind
+
+companies = Company.__table__
+
+COMPANY_SUMMARY_COLUMNS = (companies.c.id, companies.c.name, companies.c.domain)
+
+
+def company_summary(row: Row, prefix: str) -> dict[str, Any] | None:
+    """The `{id, name, domain}` embedded in other records, from `prefix`-labelled columns."""
+    company_id = row[f"{prefix}id"]
+    if company_id is None:
+        return None
+    return {"id": company_id, "name": row[f"{prefix}name"], "domain": row[f"{prefix}domain"]}
+
+
+def to_read(row: Row) -> dict[str, Any]:
+    record = {key: value for key, value in row.items() if key != "name_key"}
+    if record["annual_revenue"] is not None:
+        record["annual_revenue"] = to_minor_units(
+            record["annual_revenue"], record["annual_revenue_currency"]
+        )
+    return record
+
+
+LISTING = ListSpec(
+    name="companies",
+    base=lambda: select(companies),
+    count_base=lambda: select(companies.c.id),
+    filters={
+        "owner_id": lambda: companies.c.owner_id == bindparam("owner_id"),
+        "lifecycle_stage": lambda: companies.c.lifecycle_stage == bindparam("lifecycle_stage"),
+        "industry": lambda: companies.c.industry == bindparam("industry"),
+        "domain": lambda: companies.c.domain == bindparam("domain"),
+        "created_after": lambda: companies.c.created_at >= bindparam("created_after"),
+        "created_before": lambda: companies.c.created_at < bindparam("created_before"),
+        "updated_after": lambda: companies.c.updated_at >= bindparam("updated_after"),
+        "updated_before": lambda: companies.c.updated_at < bindparam("updated_before"),
+        "q": lambda: or_(
+            companies.c.name_key.like(bindparam("q"), escape="\\"),
+            companies.c.name_key.like(bindparam("q_word"), escape="\\"),
+            companies.c.domain.like(bindparam("q"), escape="\\"),
+        ),
+    },
+    sorts={
+        "created_at": sort_key(companies.c.created_at, companies.c.id),
+        "updated_at": sort_key(companies.c.updated_at, companies.c.id),
+        "name": sort_key(companies.c.name_key, companies.c.id),
+    },
+    default_sort="created_at",
+    archived_column=companies.c.archived_at,
+    binders={"q": prefix_search},
+)
+
+COMPANY = RecordKind(
+    entity_type="company",
+    table=companies,
+    read=select(companies).where(companies.c.id == bindparam("id")),
+    to_read=to_read,
+    listing=LISTING,
+    unique_keys=("domain", "external_id"),
+    path="/v1/companies",
+)

@@ -1,0 +1,31 @@
+"""Company rules: derived sort key and revenue/currency consistency."""
+
+from decimal import Decimal
+from typing import Any
+
+from crm_api.companies.repository import COMPANY
+from crm_api.core.errors import Invalid
+from crm_api.core.money import check_scale
+from crm_api.core.reader import Row
+from crm_api.core.records import RecordService
+
+
+class CompanyService(RecordService):
+    kind = COMPANY
+
+    async def prepare(self, values: dict[str, Any], current: Row | None) -> None:
+        if "name" in values:
+            values["name_key"] = values["name"].casefold()
+        merged = {**(current or {}), **values}
+        revenue: Decimal | None = merged.get("annual_revenue")
+        currency: str | None = merged.get("annual_revenue_currency")
+        if (revenue is None) != (currency is None):
+            raise Invalid(
+                "annual_revenue and annual_revenue_currency go together.",
+                [("body.annual_revenue_currency", "set both or neither")],
+            )
+        if revenue is not None and currency is not None:
+            try:
+                check_scale(revenue, currency)
+            except ValueError as error:
+                raise Invalid("Too many decimals.", [("body.annual_revenue", str(error))]) from None

@@ -1,0 +1,35 @@
+"""Runtime configuration, read from `CRM_*` environment variables."""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./crm.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore")
+
+    database_url: str = Field(
+        default=DEFAULT_SQLITE_URL,
+        description="SQLAlchemy async URL; unset means a SQLite file `crm.db` in the working dir.",
+    )
+    db_pool_size: int = Field(default=10, ge=1, description="Connections per process (PostgreSQL).")
+    default_phone_region: str = Field(
+        default="US", min_length=2, max_length=2, description="Region for phones without +prefix."
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body.")
+    auth_cache_ttl_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a verified API key is trusted in-process before it is re-read.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = Field(default=True, description="Log one JSON line per request.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Contacts: people, with normalized email and phone, lifecycle history and owners."""

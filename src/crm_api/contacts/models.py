@@ -1,0 +1,71 @@
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Uuid, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_api.core.db import Base, JSONType, UTCDateTime
+from crm_api.core.enums import LifecycleStage, sql_in
+
+LIVE = text("archived_at IS NULL")
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(401))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    title: Mapped[str | None] = mapped_column(String(200))
+    company_id: Mapped[UUID | None] = mapped_column(ForeignKey("companies.id"))
+    lifecycle_stage: Mapped[str] = mapped_column(String(20))
+    lifecycle_stage_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lead_source: Mapped[str | None] = mapped_column(String(100))
+    owner_id: Mapped[UUID] = mapped_column(ForeignKey("users.id"))
+    email_opt_in: Mapped[bool] = mapped_column(Boolean)
+    do_not_contact: Mapped[bool] = mapped_column(Boolean)
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(f"lifecycle_stage {sql_in(LifecycleStage)}", name="lifecycle_stage"),
+        Index("uq_contacts_email_live", "email", unique=True,
+              postgresql_where=LIVE, sqlite_where=LIVE),
+        Index("uq_contacts_external_id_live", "external_id", unique=True,
+              postgresql_where=LIVE, sqlite_where=LIVE),
+        Index("ix_contacts_live_created", "created_at", "id",
+              postgresql_where=LIVE, sqlite_where=LIVE),
+        Index("ix_contacts_live_updated", "updated_at", "id",
+              postgresql_where=LIVE, sqlite_where=LIVE),
+        Index("ix_contacts_live_name", "name_key", "id",
+              postgresql_where=LIVE, sqlite_where=LIVE),
+        Index("ix_contacts_owner_id", "owner_id"),
+        Index("ix_contacts_company_id", "company_id"),
+    )
+
+
+class LifecycleChange(Base):
+    """Every change of a contact's lifecycle stage; conversion and churn metrics read this."""
+
+    __tablename__ = "contact_lifecycle_changes"
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    contact_id: Mapped[UUID] = mapped_column(ForeignKey("contacts.id"))
+    from_stage: Mapped[str | None] = mapped_column(String(20))
+    to_stage: Mapped[str] = mapped_column(String(20))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    changed_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
+
+    __table_args__ = (
+        Index("ix_contact_lifecycle_changes_contact", "contact_id", "changed_at"),
+        Index("ix_contact_lifecycle_changes_to_stage", "to_stage", "changed_at"),
+    )

@@ -1,0 +1,100 @@
+"""The only place with contact SQL: its read shape, list filters, sorts and lifecycle history."""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import bindparam, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.companies.repository import COMPANY_SUMMARY_COLUMNS, company_summary
+from crm_api.contacts.models import Contact, LifecycleChange
+from crm_api.core.ids import uuid7
+from crm_api.core.listing import ListSpec, prefix_search, sort_key
+from crm_api.core.reader import Row
+from crm_api.core.records import RecordKind
+
+contacts = Contact.__table__
+lifecycle_changes = LifecycleChange.__table__
+
+_COMPANY = "company__"
+
+
+def _with_company() -> Any:
+    # The company summary is embedded in every contact read, so it is joined, not fetched.
+    company_columns = [column.label(_COMPANY + column.key) for column in COMPANY_SUMMARY_COLUMNS]
+    company = COMPANY_SUMMARY_COLUMNS[0].table
+    return select(contacts, *company_columns).outerjoin(
+        company, company.c.id == contacts.c.company_id
+    )
+
+
+def to_read(row: Row) -> dict[str, Any]:
+    record = {
+        key: value
+        for key, value in row.items()
+        if key != "name_key" and not key.startswith(_COMPANY)
+    }
+    record["company"] = company_summary(row, _COMPANY)
+    return record
+
+
+LISTING = ListSpec(
+    name="contacts",
+    base=_with_company,
+    count_base=lambda: select(contacts.c.id),
+    filters={
+        "lifecycle_stage": lambda: contacts.c.lifecycle_stage == bindparam("lifecycle_stage"),
+        "owner_id": lambda: contacts.c.owner_id == bindparam("owner_id"),
+        "company_id": lambda: contacts.c.company_id == bindparam("company_id"),
+        "lead_source": lambda: contacts.c.lead_source == bindparam("lead_source"),
+        "created_after": lambda: contacts.c.created_at >= bindparam("created_after"),
+        "created_before": lambda: contacts.c.created_at < bindparam("created_before"),
+        "updated_after": lambda: contacts.c.updated_at >= bindparam("updated_after"),
+        "updated_before": lambda: contacts.c.updated_at < bindparam("updated_before"),
+        "q": lambda: or_(
+            contacts.c.name_key.like(bindparam("q"), escape="\\"),
+            contacts.c.name_key.like(bindparam("q_word"), escape="\\"),
+            contacts.c.email.like(bindparam("q"), escape="\\"),
+        ),
+    },
+    sorts={
+        "created_at": sort_key(contacts.c.created_at, contacts.c.id),
+        "updated_at": sort_key(contacts.c.updated_at, contacts.c.id),
+        "name": sort_key(contacts.c.name_key, contacts.c.id),
+    },
+    default_sort="created_at",
+    archived_column=contacts.c.archived_at,
+    binders={"q": prefix_search},
+)
+
+CONTACT = RecordKind(
+    entity_type="contact",
+    table=contacts,
+    read=_with_company().where(contacts.c.id == bindparam("id")),
+    to_read=to_read,
+    listing=LISTING,
+    unique_keys=("email", "external_id"),
+    path="/v1/contacts",
+)
+
+
+async def add_lifecycle_change(
+    session: AsyncSession,
+    *,
+    contact_id: UUID,
+    from_stage: str | None,
+    to_stage: str,
+    at: datetime,
+    by: UUID,
+) -> None:
+    await session.execute(
+        insert(lifecycle_changes).values(
+            id=uuid7(),
+            contact_id=contact_id,
+            from_stage=from_stage,
+            to_stage=to_stage,
+            changed_at=at,
+            changed_by=by,
+        )
+    )

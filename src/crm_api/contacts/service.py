@@ -1,0 +1,51 @@
+"""Contact rules: identifiability, the company reference, and lifecycle history."""
+
+from datetime import datetime
+from typing import Any
+
+from crm_api.companies.service import CompanyService
+from crm_api.contacts.repository import CONTACT, add_lifecycle_change
+from crm_api.core.errors import Invalid
+from crm_api.core.ids import utcnow
+from crm_api.core.reader import Row
+from crm_api.core.records import RecordService
+
+_IDENTIFYING = ("first_name", "last_name", "email")
+
+
+def name_key(first_name: str | None, last_name: str | None) -> str:
+    """The `name` sort key: last name, then first name, case-folded."""
+    return " ".join(part for part in (last_name, first_name) if part).casefold()
+
+
+class ContactService(RecordService):
+    kind = CONTACT
+
+    async def prepare(self, values: dict[str, Any], current: Row | None) -> None:
+        merged = {**(current or {}), **values}
+        if not any(merged.get(field) for field in _IDENTIFYING):
+            raise Invalid(
+                "A contact needs a first name, a last name or an email.",
+                [(f"body.{field}", "one of these is required") for field in _IDENTIFYING],
+            )
+        if "first_name" in values or "last_name" in values:
+            values["name_key"] = name_key(merged.get("first_name"), merged.get("last_name"))
+        stage = values.get("lifecycle_stage")
+        if stage is not None and (current is None or stage != current["lifecycle_stage"]):
+            values["lifecycle_stage_changed_at"] = utcnow()
+        company_id = values.get("company_id")
+        if company_id is not None and (current is None or company_id != current["company_id"]):
+            companies = CompanyService(self.session, self.reader, self.principal, self.owners)
+            await companies.ensure_live(company_id, "body.company_id")
+
+    async def after_write(self, before: Row | None, after: Row, at: datetime) -> None:
+        from_stage = before["lifecycle_stage"] if before else None
+        if from_stage != after["lifecycle_stage"]:
+            await add_lifecycle_change(
+                self.session,
+                contact_id=after["id"],
+                from_stage=from_stage,
+                to_stage=after["lifecycle_stage"],
+                at=at,
+                by=self.principal.user_id,
+            )

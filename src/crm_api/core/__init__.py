@@ -1,0 +1,1 @@
+"""What every slice shares: database, errors, auth, paging, audit."""

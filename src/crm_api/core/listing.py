@@ -1,0 +1,175 @@
+"""Keyset pagination with opaque cursors, declared once per resource.
+
+A resource declares its sort keys (each a tuple of columns ending in the primary key, so the
+order is total) and its filters (each a where-clause over named bind parameters). A list request
+then has a *shape* (which filters, which sort, whether a cursor) that fixes its SQL, so the SQL
+is compiled once per shape; only the values vary.
+"""
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+from sqlalchemy import ColumnElement, Select, bindparam, func, select, tuple_
+from sqlalchemy.sql.elements import KeyedColumnElement
+
+from crm_api.core.errors import Invalid
+from crm_api.core.reader import Reader, Row
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """Columns to order by, last one unique. `parse` turns cursor JSON back into values."""
+
+    columns: tuple[KeyedColumnElement[Any], ...]
+    parse: tuple[Callable[[Any], Any], ...]
+
+
+def sort_key(*columns: KeyedColumnElement[Any]) -> SortKey:
+    parsers: list[Callable[[Any], Any]] = []
+    for column in columns:
+        python_type = column.type.python_type
+        if python_type is datetime:
+            parsers.append(datetime.fromisoformat)
+        elif python_type is UUID:
+            parsers.append(UUID)
+        else:
+            parsers.append(python_type)
+    return SortKey(columns=columns, parse=tuple(parsers))
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    """How one resource lists: base select, filters by name, sorts by name."""
+
+    name: str
+    base: Callable[[], Select[Any]]
+    count_base: Callable[[], Select[Any]]
+    filters: Mapping[str, Callable[[], ColumnElement[bool]]]
+    sorts: Mapping[str, SortKey]
+    default_sort: str
+    archived_column: KeyedColumnElement[Any] | None = None
+    binders: Mapping[str, Callable[[Any], dict[str, Any]]] = field(default_factory=dict)
+    """Filters whose value binds as other parameters (default: one parameter, the filter's name)."""
+    _cache: dict[Any, Select[Any]] = field(default_factory=dict, compare=False)
+
+    def parse_sort(self, sort: str | None) -> tuple[str, bool]:
+        text = sort or self.default_sort
+        descending = text.startswith("-")
+        name = text.removeprefix("-")
+        if name not in self.sorts:
+            allowed = ", ".join(f"{s}, -{s}" for s in self.sorts)
+            raise Invalid("Unknown sort.", [("query.sort", f"must be one of: {allowed}")])
+        return name, descending
+
+    def page_statement(
+        self, filters: tuple[str, ...], sort: str, descending: bool, after: bool, archived: bool
+    ) -> Select[Any]:
+        key = ("page", filters, sort, descending, after, archived)
+        stmt = self._cache.get(key)
+        if stmt is None:
+            columns = self.sorts[sort].columns
+            stmt = self._filtered(self.base(), filters, archived)
+            if after:
+                cursor = tuple_(*(bindparam(f"cursor_{i}") for i in range(len(columns))))
+                row = tuple_(*columns)
+                stmt = stmt.where(row < cursor if descending else row > cursor)
+            order = [c.desc() if descending else c.asc() for c in columns]
+            stmt = stmt.order_by(*order).limit(bindparam("limit"))
+            self._cache[key] = stmt
+        return stmt
+
+    def count_statement(self, filters: tuple[str, ...], archived: bool) -> Select[Any]:
+        key = ("count", filters, archived)
+        stmt = self._cache.get(key)
+        if stmt is None:
+            stmt = self._filtered(self.count_base(), filters, archived)
+            stmt = select(func.count()).select_from(stmt.subquery())
+            self._cache[key] = stmt
+        return stmt
+
+    def _filtered(self, stmt: Select[Any], filters: tuple[str, ...], archived: bool) -> Select[Any]:
+        if self.archived_column is not None:
+            column = self.archived_column
+            stmt = stmt.where(column.is_not(None) if archived else column.is_(None))
+        return stmt.where(*(self.filters[name]() for name in filters))
+
+
+@dataclass(frozen=True)
+class ListParams:
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+    sort: str | None = None
+    include_total: bool = False
+    archived: bool = False
+
+
+@dataclass(frozen=True)
+class ListResult:
+    rows: list[Row]
+    next_cursor: str | None
+    total: int | None
+
+
+def encode_cursor(sort: str, values: list[Any]) -> str:
+    payload = orjson.dumps({"s": sort, "v": values}, default=str)
+    return base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, sort: str, key: SortKey) -> list[Any]:
+    bad = Invalid("The cursor is not valid.", [("query.cursor", "malformed or foreign cursor")])
+    try:
+        payload = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        values = payload["v"]
+        if payload["s"] != sort or len(values) != len(key.columns):
+            raise bad
+        return [parse(value) for parse, value in zip(key.parse, values, strict=True)]
+    except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
+        raise bad from None
+
+
+def prefix_search(value: str) -> dict[str, Any]:
+    """Binds for a case-insensitive prefix match on a lower-cased key: whole key or any word."""
+    escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return {"q": escaped + "%", "q_word": "% " + escaped + "%"}
+
+
+async def run_list(
+    reader: Reader, spec: ListSpec, params: ListParams, filters: Mapping[str, Any]
+) -> ListResult:
+    """One page of `spec` with the given filter values (None means not filtered)."""
+    sort, descending = spec.parse_sort(params.sort)
+    sort_token = f"-{sort}" if descending else sort
+    key = spec.sorts[sort]
+    active = {name: value for name, value in filters.items() if value is not None}
+    names = tuple(sorted(active))
+    bind: dict[str, Any] = {}
+    for name, value in active.items():
+        binder = spec.binders.get(name)
+        bind.update(binder(value) if binder else {name: value})
+    bind["limit"] = params.limit + 1
+    if params.cursor:
+        for i, value in enumerate(decode_cursor(params.cursor, sort_token, key)):
+            bind[f"cursor_{i}"] = value
+    stmt = spec.page_statement(names, sort, descending, bool(params.cursor), params.archived)
+    shape = (spec.name, "page", names, sort, descending, bool(params.cursor), params.archived)
+    rows = await reader.all(shape, stmt, bind)
+    next_cursor = None
+    if len(rows) > params.limit:
+        rows = rows[: params.limit]
+        last = rows[-1]
+        next_cursor = encode_cursor(sort_token, [last[c.key] for c in key.columns])
+    total = None
+    if params.include_total:
+        count = spec.count_statement(names, params.archived)
+        bind.pop("limit")
+        total = await reader.scalar((spec.name, "count", names, params.archived), count, bind)
+    return ListResult(rows=rows, next_cursor=next_cursor, total=total)

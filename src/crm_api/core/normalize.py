@@ -1,0 +1,54 @@
+"""Canonical forms for emails, phones, domains and names, shared by every slice."""
+
+from urllib.parse import urlsplit
+
+import idna
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+
+def collapse_whitespace(value: str) -> str:
+    return " ".join(value.split())
+
+
+def normalize_email(value: str) -> str:
+    """Trimmed, validated (syntax only, no DNS) and lower-cased."""
+    try:
+        result = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as error:
+        raise ValueError(f"not a valid email address: {error}") from None
+    return result.normalized.lower()
+
+
+def normalize_phone(value: str, default_region: str) -> str:
+    """E.164; numbers without a leading + are read in `default_region`."""
+    try:
+        number = phonenumbers.parse(value, default_region.upper())
+    except phonenumbers.NumberParseException:
+        raise ValueError("not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"not a valid phone number for region {default_region.upper()}")
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def normalize_domain(value: str) -> str:
+    """The bare host of a domain, URL or email: no scheme, `www.`, port or path; IDNA-encoded."""
+    text = value.strip().lower()
+    if "://" not in text and "@" in text:
+        text = text.rsplit("@", 1)[1]
+    try:
+        host = urlsplit(text if "://" in text else f"//{text}").hostname
+    except ValueError:
+        host = None
+    if not host:
+        raise ValueError("not a domain")
+    host = host.rstrip(".")
+    if host.startswith("www."):
+        host = host[4:]
+    try:
+        ascii_host = idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        raise ValueError("not a valid domain name") from None
+    if "." not in ascii_host or len(ascii_host) > 253:
+        raise ValueError("a domain needs at least two labels, e.g. example.com")
+    return ascii_host

@@ -1,0 +1,274 @@
+"""Generic SQL and business flow for archivable, versioned, owned records.
+
+A slice declares a `RecordKind` (its table, read query and unique keys) and subclasses
+`RecordService` for its own rules; lookup-or-404, ownership checks, If-Match, uniqueness
+conflicts, the audit row and the outbox event then happen here, once, for every slice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from sqlalchemy import Select, Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.core.audit import diff
+from crm_api.core.changes import record_change
+from crm_api.core.concurrency import check_version
+from crm_api.core.errors import Conflict, Invalid, NotFound
+from crm_api.core.ids import utcnow, uuid7
+from crm_api.core.integrity import is_unique_violation
+from crm_api.core.listing import ListParams, ListResult, ListSpec, run_list
+from crm_api.core.principal import Principal
+from crm_api.core.reader import Reader, Row
+
+# Columns a client never writes directly.
+SYSTEM_COLUMNS = frozenset({"id", "version", "created_by", "created_at", "updated_at", "archived_at"})
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    entity_type: str
+    table: Table
+    read: Select[Any]
+    """Selects one record by `:id` in its read shape (joins for embedded summaries)."""
+    to_read: Callable[[Row], dict[str, Any]]
+    """Turns a row of `read` (or of `listing`) into the API representation."""
+    listing: ListSpec
+    unique_keys: tuple[str, ...]
+    """Columns unique among live rows; a clash is a 409 naming the holder."""
+    path: str
+    internal_columns: frozenset[str] = frozenset({"name_key"})
+    """Derived columns that appear in neither the API nor the audit log."""
+
+
+class OwnerDirectory(Protocol):
+    """Who may own records: the users slice answers, core does not read its tables."""
+
+    async def ensure_active(self, user_id: UUID, field: str) -> None: ...
+
+
+class RecordRepository:
+    """The SQL every record slice needs; flushes, never commits."""
+
+    def __init__(self, kind: RecordKind, session: AsyncSession, reader: Reader) -> None:
+        self.kind = kind
+        self.table = kind.table
+        self.session = session
+        self.reader = reader
+        self._lock = select(self.table).where(self.table.c.id == bindparam("id")).with_for_update()
+
+    async def read(self, record_id: UUID) -> Row | None:
+        return await self.reader.one((self.kind.entity_type, "read"), self.kind.read, {"id": record_id})
+
+    async def lock(self, record_id: UUID) -> Row | None:
+        """The raw row, locked for the rest of the transaction (PostgreSQL; SQLite locks on write)."""
+        result = await self.session.execute(self._lock, {"id": record_id})
+        row = result.mappings().first()
+        return dict(row) if row else None
+
+    async def insert(self, values: Mapping[str, Any]) -> None:
+        await self.session.execute(insert(self.table).values(**values))
+
+    async def update(self, record_id: UUID, values: Mapping[str, Any]) -> None:
+        await self.session.execute(
+            update(self.table).where(self.table.c.id == record_id).values(**values)
+        )
+
+    async def live_holder(self, column: str, value: Any, exclude: UUID | None) -> UUID | None:
+        """The live record other than `exclude` whose `column` equals `value`."""
+        table = self.table
+        stmt = select(table.c.id).where(table.c[column] == value, table.c.archived_at.is_(None))
+        if exclude is not None:
+            stmt = stmt.where(table.c.id != exclude)
+        return (await self.session.execute(stmt.limit(1))).scalar_one_or_none()
+
+    async def is_live(self, record_id: UUID) -> bool:
+        table = self.table
+        stmt = select(table.c.id).where(table.c.id == record_id, table.c.archived_at.is_(None))
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def list(self, params: ListParams, filters: Mapping[str, Any]) -> ListResult:
+        return await run_list(self.reader, self.kind.listing, params, filters)
+
+
+class RecordService:
+    """Create, read, update, archive and restore for one `RecordKind`.
+
+    Subclasses override `prepare` (derived columns and reference checks) and `after_write`
+    (side tables such as history) to add their rules.
+    """
+
+    kind: RecordKind
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        reader: Reader,
+        principal: Principal,
+        owners: OwnerDirectory,
+    ) -> None:
+        self.session = session
+        self.reader = reader
+        self.principal = principal
+        self.owners = owners
+        self.repository = RecordRepository(self.kind, session, reader)
+
+    async def ensure_live(self, record_id: UUID, field: str) -> None:
+        """For other slices referencing this one: 422 unless `record_id` is a live record."""
+        if not await self.repository.is_live(record_id):
+            raise Invalid(
+                f"No live {self.kind.entity_type} has id {record_id}.",
+                [(field, f"must be the id of a live {self.kind.entity_type}")],
+            )
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def get(self, record_id: UUID) -> dict[str, Any]:
+        row = await self.repository.read(record_id)
+        if row is None:
+            raise NotFound(f"No {self.kind.entity_type} has id {record_id}.")
+        return self.kind.to_read(row)
+
+    async def list(
+        self, params: ListParams, filters: Mapping[str, Any]
+    ) -> tuple[list[dict[str, Any]], str | None, int | None]:
+        result = await self.repository.list(params, filters)
+        return [self.kind.to_read(row) for row in result.rows], result.next_cursor, result.total
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def create(self, values: dict[str, Any]) -> dict[str, Any]:
+        principal = self.principal
+        principal.require_write()
+        values["owner_id"] = principal.resolve_owner(values.get("owner_id"))
+        if values["owner_id"] != principal.user_id:
+            await self.owners.ensure_active(values["owner_id"], "body.owner_id")
+        now = utcnow()
+        record_id = uuid7()
+        await self.prepare(values, None)
+        row = {
+            **values,
+            "id": record_id,
+            "version": 1,
+            "created_by": principal.user_id,
+            "created_at": now,
+            "updated_at": now,
+            "archived_at": None,
+        }
+        await self._guarded(self.repository.insert(row), row, None)
+        await self.after_write(None, row, now)
+        return await self._changed("created", record_id, diff({}, values), now)
+
+    async def update(
+        self, record_id: UUID, values: dict[str, Any], expected_version: int | None
+    ) -> dict[str, Any]:
+        current = await self._locked_live(record_id)
+        self.principal.require_owner_or_manager(current["owner_id"])
+        check_version(expected_version, current["version"])
+        if "owner_id" in values:
+            values["owner_id"] = await self._reassign(current["owner_id"], values["owner_id"])
+        await self.prepare(values, current)
+        changes = diff(current, values)
+        if not changes:
+            return await self.get(record_id)
+        now = utcnow()
+        new_values = {key: after for key, (_, after) in changes.items()}
+        new_values.update(version=current["version"] + 1, updated_at=now)
+        await self._guarded(self.repository.update(record_id, new_values), new_values, record_id)
+        await self.after_write(current, {**current, **new_values}, now)
+        return await self._changed("updated", record_id, changes, now)
+
+    async def archive(self, record_id: UUID, expected_version: int | None) -> None:
+        current = await self._locked(record_id)
+        self.principal.require_owner_or_manager(current["owner_id"])
+        check_version(expected_version, current["version"])
+        if current["archived_at"] is not None:
+            return  # archiving is idempotent
+        now = utcnow()
+        values = {"archived_at": now, "version": current["version"] + 1, "updated_at": now}
+        await self.repository.update(record_id, values)
+        await self._changed("archived", record_id, {"archived_at": [None, now]}, now)
+
+    async def restore(self, record_id: UUID) -> dict[str, Any]:
+        current = await self._locked(record_id)
+        self.principal.require_owner_or_manager(current["owner_id"])
+        if current["archived_at"] is None:
+            return await self.get(record_id)
+        now = utcnow()
+        values = {"archived_at": None, "version": current["version"] + 1, "updated_at": now}
+        await self._guarded(self.repository.update(record_id, values), current, record_id)
+        changes = {"archived_at": [current["archived_at"], None]}
+        return await self._changed("restored", record_id, changes, now)
+
+    # -- hooks ---------------------------------------------------------------------------------
+
+    async def prepare(self, values: dict[str, Any], current: Row | None) -> None:
+        """Derive columns and check references in `values` (a create when `current` is None)."""
+
+    async def after_write(self, before: Row | None, after: Row, at: datetime) -> None:
+        """Write side rows that belong to the change's transaction."""
+
+    # -- shared steps --------------------------------------------------------------------------
+
+    async def _locked(self, record_id: UUID) -> Row:
+        row = await self.repository.lock(record_id)
+        if row is None:
+            raise NotFound(f"No {self.kind.entity_type} has id {record_id}.")
+        return row
+
+    async def _locked_live(self, record_id: UUID) -> Row:
+        row = await self._locked(record_id)
+        if row["archived_at"] is not None:
+            raise Conflict(
+                f"The {self.kind.entity_type} is archived; restore it before changing it."
+            )
+        return row
+
+    async def _reassign(self, current_owner: UUID, requested: UUID) -> UUID:
+        if requested == current_owner:
+            return current_owner
+        owner = self.principal.resolve_owner(requested)
+        await self.owners.ensure_active(owner, "body.owner_id")
+        return owner
+
+    async def _guarded(self, write: Any, values: Mapping[str, Any], record_id: UUID | None) -> None:
+        """Runs `write`; a unique-key clash becomes a 409 that names the live holder."""
+        try:
+            await write
+        except IntegrityError as error:
+            if not is_unique_violation(error):
+                raise
+            await self.session.rollback()
+            for column in self.kind.unique_keys:
+                value = values.get(column)
+                holder = value and await self.repository.live_holder(column, value, record_id)
+                if holder:
+                    raise Conflict(
+                        f"Another live {self.kind.entity_type} already has this {column}.",
+                        existing_id=str(holder),
+                    ) from None
+            raise Conflict(f"The {self.kind.entity_type} clashes with an existing one.") from None
+
+    async def _changed(
+        self, action: str, record_id: UUID, changes: dict[str, list[Any]], at: datetime
+    ) -> dict[str, Any]:
+        record = await self.get(record_id)
+        hidden = self.kind.internal_columns
+        changes = {key: change for key, change in changes.items() if key not in hidden}
+        await record_change(
+            self.session,
+            principal=self.principal,
+            action=action,
+            entity_type=self.kind.entity_type,
+            entity_id=record_id,
+            changes=changes,
+            data=record,
+            at=at,
+        )
+        return record

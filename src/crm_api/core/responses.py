@@ -1,0 +1,34 @@
+"""JSON responses serialized once, by orjson, straight from plain rows."""
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from crm_api.core.concurrency import etag
+
+
+def _default(value: Any) -> str:
+    # Decimal and anything else without a native orjson form: money travels as strings.
+    return str(value)
+
+
+def dump_json(content: Any) -> bytes:
+    return orjson.dumps(content, default=_default)
+
+
+class JSONBody(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dump_json(content)
+
+
+def record_response(
+    record: dict[str, Any], *, status_code: int = 200, location: str | None = None
+) -> JSONBody:
+    """A single record, with its ETag (and Location for a create)."""
+    headers = {"ETag": etag(record["version"])}
+    if location:
+        headers["Location"] = location
+    return JSONBody(record, status_code=status_code, headers=headers)

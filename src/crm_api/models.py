@@ -1,0 +1,12 @@
+"""Every ORM model, imported once so Alembic and tests see the whole schema."""
+
+from crm_api.companies.models import Company
+from crm_api.contacts.models import Contact, LifecycleChange
+from crm_api.core.audit import AuditEntry
+from crm_api.core.db import Base
+from crm_api.core.events import Event
+from crm_api.users.models import ApiKey, User
+
+metadata = Base.metadata
+
+__all__ = ["ApiKey", "AuditEntry", "Company", "Contact", "Event", "LifecycleChange", "User", "metadata"]

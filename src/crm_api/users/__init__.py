@@ -1,0 +1,1 @@
+"""Users, their roles, and the API keys they authenticate with."""

@@ -1,0 +1,118 @@
+"""The only place with user and API key SQL. Flushes, never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.core.listing import ListParams, ListResult, ListSpec, run_list, sort_key
+from crm_api.core.reader import Reader, Row
+from crm_api.users.models import ApiKey, User
+
+users = User.__table__
+api_keys = ApiKey.__table__
+
+_by_id = select(users).where(users.c.id == bindparam("id"))
+_by_email = select(users).where(users.c.email == bindparam("email"))
+_principal_by_key_hash = (
+    select(
+        api_keys.c.id.label("api_key_id"),
+        api_keys.c.scopes,
+        api_keys.c.last_used_at,
+        users.c.id.label("user_id"),
+        users.c.role,
+    )
+    .join(users, users.c.id == api_keys.c.user_id)
+    .where(
+        api_keys.c.key_hash == bindparam("key_hash"),
+        api_keys.c.revoked_at.is_(None),
+        users.c.active.is_(True),
+    )
+)
+
+USER_LIST = ListSpec(
+    name="users",
+    base=lambda: select(users),
+    count_base=lambda: select(users.c.id),
+    filters={
+        "role": lambda: users.c.role == bindparam("role"),
+        "active": lambda: users.c.active == bindparam("active"),
+        "team": lambda: users.c.team == bindparam("team"),
+    },
+    sorts={
+        "created_at": sort_key(users.c.created_at, users.c.id),
+        "email": sort_key(users.c.email, users.c.id),
+    },
+    default_sort="created_at",
+)
+
+API_KEY_LIST = ListSpec(
+    name="api_keys",
+    base=lambda: select(api_keys),
+    count_base=lambda: select(api_keys.c.id),
+    filters={"user_id": lambda: api_keys.c.user_id == bindparam("user_id")},
+    sorts={"created_at": sort_key(api_keys.c.created_at, api_keys.c.id)},
+    default_sort="created_at",
+)
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession, reader: Reader) -> None:
+        self.session = session
+        self.reader = reader
+
+    async def get(self, user_id: UUID) -> Row | None:
+        return await self.reader.one(("users", "by_id"), _by_id, {"id": user_id})
+
+    async def get_for_update(self, user_id: UUID) -> Row | None:
+        result = await self.session.execute(_by_id.with_for_update(), {"id": user_id})
+        row = result.mappings().first()
+        return dict(row) if row else None
+
+    async def get_by_email(self, email: str) -> Row | None:
+        return await self.reader.one(("users", "by_email"), _by_email, {"email": email})
+
+    async def insert(self, values: Mapping[str, Any]) -> None:
+        await self.session.execute(insert(users).values(**values))
+
+    async def update(self, user_id: UUID, values: Mapping[str, Any]) -> None:
+        await self.session.execute(update(users).where(users.c.id == user_id).values(**values))
+
+    async def list(self, params: ListParams, filters: Mapping[str, Any]) -> ListResult:
+        return await run_list(self.reader, USER_LIST, params, filters)
+
+
+class ApiKeyRepository:
+    def __init__(self, session: AsyncSession, reader: Reader) -> None:
+        self.session = session
+        self.reader = reader
+
+    async def get(self, key_id: UUID) -> Row | None:
+        stmt = select(api_keys).where(api_keys.c.id == bindparam("id"))
+        return await self.reader.one(("api_keys", "by_id"), stmt, {"id": key_id})
+
+    async def insert(self, values: Mapping[str, Any]) -> None:
+        await self.session.execute(insert(api_keys).values(**values))
+
+    async def revoke(self, key_id: UUID, at: datetime) -> None:
+        await self.session.execute(
+            update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=at)
+        )
+
+    async def list(self, params: ListParams, filters: Mapping[str, Any]) -> ListResult:
+        return await run_list(self.reader, API_KEY_LIST, params, filters)
+
+    async def principal_by_hash(self, key_hash: str) -> Row | None:
+        return await self.reader.one(
+            ("api_keys", "principal"), _principal_by_key_hash, {"key_hash": key_hash}
+        )
+
+    async def touch(self, key_id: UUID, at: datetime) -> None:
+        await self.session.execute(
+            update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=at)
+        )
