@@ -50,7 +50,9 @@ def cmd_create_api_key(args: argparse.Namespace) -> None:
         user = await users.users.get_by_email(normalize_email(args.email))
         if user is None:
             raise SystemExit(f"no user with email {args.email}")
-        key = await users.create_api_key(name=args.name, scopes=list(ALL_SCOPES), user_id=user["id"])
+        key = await users.create_api_key(
+            name=args.name, scopes=list(ALL_SCOPES), user_id=user["id"]
+        )
         return str(key["secret"])
 
     print(asyncio.run(_with_users(create)))
@@ -76,19 +78,23 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
     upgrade(get_settings().database_url)
 
     async def bootstrap(users: UserService) -> str | None:
-        listing = await users.list(ListParams(limit=1), {})
+        listing = await users.list_users(ListParams(limit=1), {})
         if listing[0]:
             return None
-        admin = await users.create({"email": args.admin_email, "name": "Admin", "role": Role.admin,
-                                    "team": None})
-        key = await users.create_api_key(name="quickstart", scopes=list(ALL_SCOPES),
-                                         user_id=admin["id"])
+        admin = await users.create(
+            {"email": args.admin_email, "name": "Admin", "role": Role.admin, "team": None}
+        )
+        key = await users.create_api_key(
+            name="quickstart", scopes=list(ALL_SCOPES), user_id=admin["id"]
+        )
         return str(key["secret"])
 
     secret = asyncio.run(_with_users(bootstrap))
     if secret:
-        print(f"Admin {args.admin_email} created. API key (shown once):\n\n    {secret}\n",
-              file=sys.stderr)
+        print(
+            f"Admin {args.admin_email} created. API key (shown once):\n\n    {secret}\n",
+            file=sys.stderr,
+        )
     else:
         print("Users exist already; use an API key you created before.", file=sys.stderr)
     print(f"Docs: http://{args.host}:{args.port}/docs", file=sys.stderr)

@@ -18,19 +18,111 @@ _TEAM = [
     ("lee.rep@demo.example", "Lee Nakamura", Role.rep),
     ("ana.rep@demo.example", "Ana Costa", Role.rep),
 ]
-_FIRST = "Ava Ben Chloe Diego Elif Farah Gus Hana Ivan Jade Kofi Lina Marco Nora Omar Priya Quinn Rosa Teo Uma".split()
-_LAST = "Adler Brooks Chen Dubois Eriksen Fischer Garcia Haddad Ibarra Jensen Kowalski Larsen Moreau Novak Ortiz Patel Rossi Silva Tanaka Varga".split()
-_WORDS = "Acme Blue Cedar Delta Echo Flux Granite Harbor Iris Juniper Kite Lumen Maple North Orbit Pine Quartz River Summit Tidal".split()
-_KINDS = "Labs Systems Logistics Foods Health Energy Analytics Robotics Media Capital".split()
-_INDUSTRIES = ["software", "logistics", "food", "healthcare", "energy", "finance", "media", "manufacturing"]
+_FIRST = [
+    "Ava",
+    "Ben",
+    "Chloe",
+    "Diego",
+    "Elif",
+    "Farah",
+    "Gus",
+    "Hana",
+    "Ivan",
+    "Jade",
+    "Kofi",
+    "Lina",
+    "Marco",
+    "Nora",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Teo",
+    "Uma",
+]
+_LAST = [
+    "Adler",
+    "Brooks",
+    "Chen",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Haddad",
+    "Ibarra",
+    "Jensen",
+    "Kowalski",
+    "Larsen",
+    "Moreau",
+    "Novak",
+    "Ortiz",
+    "Patel",
+    "Rossi",
+    "Silva",
+    "Tanaka",
+    "Varga",
+]
+_WORDS = [
+    "Acme",
+    "Blue",
+    "Cedar",
+    "Delta",
+    "Echo",
+    "Flux",
+    "Granite",
+    "Harbor",
+    "Iris",
+    "Juniper",
+    "Kite",
+    "Lumen",
+    "Maple",
+    "North",
+    "Orbit",
+    "Pine",
+    "Quartz",
+    "River",
+    "Summit",
+    "Tidal",
+]
+_KINDS = [
+    "Labs",
+    "Systems",
+    "Logistics",
+    "Foods",
+    "Health",
+    "Energy",
+    "Analytics",
+    "Robotics",
+    "Media",
+    "Capital",
+]
+_INDUSTRIES = [
+    "software",
+    "logistics",
+    "food",
+    "healthcare",
+    "energy",
+    "finance",
+    "media",
+    "manufacturing",
+]
 _SOURCES = ["website", "referral", "event", "outbound", "partner", "paid_search"]
-_STAGES = [LifecycleStage.subscriber, LifecycleStage.lead, LifecycleStage.lead, LifecycleStage.mql,
-           LifecycleStage.sql, LifecycleStage.opportunity, LifecycleStage.customer,
-           LifecycleStage.customer, LifecycleStage.evangelist, LifecycleStage.churned]
+_STAGES = [
+    LifecycleStage.subscriber,
+    LifecycleStage.lead,
+    LifecycleStage.lead,
+    LifecycleStage.mql,
+    LifecycleStage.sql,
+    LifecycleStage.opportunity,
+    LifecycleStage.customer,
+    LifecycleStage.customer,
+    LifecycleStage.evangelist,
+    LifecycleStage.churned,
+]
 
 
 async def seed_demo(database_url: str, companies: int, contacts: int) -> dict[str, int]:
-    rng = random.Random(42)  # the same demo every time
+    rng = random.Random(42)  # noqa: S311 - the same demo every time, not secrets
     db = Database(database_url)
     await db.start()
     try:
@@ -44,14 +136,16 @@ async def seed_demo(database_url: str, companies: int, contacts: int) -> dict[st
             company_ids: list[UUID] = []
             for i in range(companies):
                 name = f"{_WORDS[i % 20]} {_KINDS[(i // 20 + i) % 10]}"
-                company = await company_service.create({
-                    "name": name,
-                    "domain": f"{name.lower().replace(' ', '')}{i}.example.com",
-                    "industry": rng.choice(_INDUSTRIES),
-                    "employee_count": rng.choice([8, 25, 60, 140, 400, 1200]),
-                    "owner_id": rng.choice(owner_ids),
-                    "custom_fields": {},
-                })
+                company = await company_service.create(
+                    {
+                        "name": name,
+                        "domain": f"{name.lower().replace(' ', '')}{i}.example.com",
+                        "industry": rng.choice(_INDUSTRIES),
+                        "employee_count": rng.choice([8, 25, 60, 140, 400, 1200]),
+                        "owner_id": rng.choice(owner_ids),
+                        "custom_fields": {},
+                    }
+                )
                 company_ids.append(company["id"])
             for i in range(contacts):
                 first, last = rng.choice(_FIRST), rng.choice(_LAST)

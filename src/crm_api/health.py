@@ -18,15 +18,20 @@ class Health(BaseModel):
     status: str
 
 
-@router.get("/healthz", operation_id="health_live", response_model=Health,
-            summary="The process is up")
+@router.get(
+    "/healthz", operation_id="health_live", response_model=Health, summary="The process is up"
+)
 async def healthz() -> Response:
     return JSONBody({"status": "ok"})
 
 
-@router.get("/readyz", operation_id="health_ready", response_model=Health,
-            responses=problems(503, authenticated=False),
-            summary="The database is reachable and migrated to head")
+@router.get(
+    "/readyz",
+    operation_id="health_ready",
+    response_model=Health,
+    responses=problems(503, authenticated=False),
+    summary="The database is reachable and migrated to head",
+)
 async def readyz(request: Request) -> Response:
     heads: set[str] = request.app.state.migration_heads
     try:

@@ -9,4 +9,13 @@ from crm_api.users.models import ApiKey, User
 
 metadata = Base.metadata
 
-__all__ = ["ApiKey", "AuditEntry", "Company", "Contact", "Event", "LifecycleChange", "User", "metadata"]
+__all__ = [
+    "ApiKey",
+    "AuditEntry",
+    "Company",
+    "Contact",
+    "Event",
+    "LifecycleChange",
+    "User",
+    "metadata",
+]

@@ -20,7 +20,9 @@ from crm_api.core.schemas import Page
 from crm_api.deps import IfMatch, ListParamsDep
 
 
-def page_response(data: list[dict[str, Any]], next_cursor: str | None, total: int | None) -> JSONBody:
+def page_response(
+    data: list[dict[str, Any]], next_cursor: str | None, total: int | None
+) -> JSONBody:
     body: dict[str, Any] = {"data": data, "next_cursor": next_cursor}
     if total is not None:
         body["total"] = total
@@ -45,41 +47,75 @@ def add_record_routes(
         bool, Query(description="List archived records instead of live ones.")
     ]
 
-    @router.get("", operation_id=f"{resource}_list", response_model=Page[read],  # type: ignore[valid-type]
-                responses=READ, summary=f"List {resource}")
+    @router.get(
+        "",
+        operation_id=f"{resource}_list",
+        response_model=Page[read],  # type: ignore[valid-type]
+        responses=READ,
+        summary=f"List {resource}",
+    )
     async def list_records(
         service: ServiceDep, params: ListParamsDep, filters: FiltersDep, archived: Archived = False
     ) -> Response:
-        page = await service.list(replace(params, archived=archived), filters)
+        page = await service.list_records(replace(params, archived=archived), filters)
         return page_response(*page)
 
-    @router.post("", operation_id=f"{resource}_create", status_code=201, response_model=read,
-                 responses=CREATE, summary=f"Create a {singular}")
+    @router.post(
+        "",
+        operation_id=f"{resource}_create",
+        status_code=201,
+        response_model=read,
+        responses=CREATE,
+        summary=f"Create a {singular}",
+    )
     async def create_record(body: create, service: ServiceDep) -> Response:  # type: ignore[valid-type]
         record = await service.create(body.model_dump())  # type: ignore[attr-defined]
         location = f"{service.kind.path}/{record['id']}"
         return record_response(record, status_code=201, location=location)
 
-    @router.get("/{record_id}", operation_id=f"{resource}_get", response_model=read,
-                responses=READ, summary=f"Get a {singular}")
+    @router.get(
+        "/{record_id}",
+        operation_id=f"{resource}_get",
+        response_model=read,
+        responses=READ,
+        summary=f"Get a {singular}",
+    )
     async def get_record(record_id: UUID, service: ServiceDep) -> Response:
         return record_response(await service.get(record_id))
 
-    @router.patch("/{record_id}", operation_id=f"{resource}_update", response_model=read,
-                  responses=WRITE, summary=f"Update a {singular} (only the fields sent)")
+    @router.patch(
+        "/{record_id}",
+        operation_id=f"{resource}_update",
+        response_model=read,
+        responses=WRITE,
+        summary=f"Update a {singular} (only the fields sent)",
+    )
     async def update_record(
-        record_id: UUID, body: update, service: ServiceDep, if_match: IfMatch  # type: ignore[valid-type]
+        record_id: UUID,
+        body: update,  # type: ignore[valid-type]
+        service: ServiceDep,
+        if_match: IfMatch,
     ) -> Response:
         changes = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
         return record_response(await service.update(record_id, changes, if_match))
 
-    @router.delete("/{record_id}", operation_id=f"{resource}_archive", status_code=204,
-                   responses=WRITE, summary=f"Archive a {singular} (restorable)")
+    @router.delete(
+        "/{record_id}",
+        operation_id=f"{resource}_archive",
+        status_code=204,
+        responses=WRITE,
+        summary=f"Archive a {singular} (restorable)",
+    )
     async def archive_record(record_id: UUID, service: ServiceDep, if_match: IfMatch) -> Response:
         await service.archive(record_id, if_match)
         return Response(status_code=204)
 
-    @router.post("/{record_id}/restore", operation_id=f"{resource}_restore", response_model=read,
-                 responses=WRITE, summary=f"Restore an archived {singular}")
+    @router.post(
+        "/{record_id}/restore",
+        operation_id=f"{resource}_restore",
+        response_model=read,
+        responses=WRITE,
+        summary=f"Restore an archived {singular}",
+    )
     async def restore_record(record_id: UUID, service: ServiceDep) -> Response:
         return record_response(await service.restore(record_id))

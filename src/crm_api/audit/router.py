@@ -16,6 +16,8 @@ from crm_api.deps import CurrentPrincipal, ListParamsDep, ReaderDep
 from crm_api.routing import page_response
 
 router = APIRouter(prefix="/v1/audit-log", tags=["audit-log"])
+
+
 class AuditEntryRead(ReadModel):
     id: UUID
     occurred_at: datetime
@@ -33,8 +35,13 @@ def _managers_only(principal: CurrentPrincipal) -> Principal:
     return principal
 
 
-@router.get("", operation_id="audit_log_list", response_model=Page[AuditEntryRead],
-            responses=READ, summary="Read the audit log (managers and admins), newest first")
+@router.get(
+    "",
+    operation_id="audit_log_list",
+    response_model=Page[AuditEntryRead],
+    responses=READ,
+    summary="Read the audit log (managers and admins), newest first",
+)
 async def list_audit_log(
     _: Annotated[Principal, Depends(_managers_only)],
     reader: ReaderDep,

@@ -5,12 +5,13 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select
 
 from crm_api.companies.models import Company
-from crm_api.core.money import to_minor_units
+from crm_api.core.db import table_of
 from crm_api.core.listing import ListSpec, prefix_search, sort_key
+from crm_api.core.money import to_minor_units
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordKind
 
-companies = Company.__table__
+companies = table_of(Company)
 
 COMPANY_SUMMARY_COLUMNS = (companies.c.id, companies.c.name, companies.c.domain)
 

@@ -38,16 +38,23 @@ class Contact(Base):
 
     __table_args__ = (
         CheckConstraint(f"lifecycle_stage {sql_in(LifecycleStage)}", name="lifecycle_stage"),
-        Index("uq_contacts_email_live", "email", unique=True,
-              postgresql_where=LIVE, sqlite_where=LIVE),
-        Index("uq_contacts_external_id_live", "external_id", unique=True,
-              postgresql_where=LIVE, sqlite_where=LIVE),
-        Index("ix_contacts_live_created", "created_at", "id",
-              postgresql_where=LIVE, sqlite_where=LIVE),
-        Index("ix_contacts_live_updated", "updated_at", "id",
-              postgresql_where=LIVE, sqlite_where=LIVE),
-        Index("ix_contacts_live_name", "name_key", "id",
-              postgresql_where=LIVE, sqlite_where=LIVE),
+        Index(
+            "uq_contacts_email_live", "email", unique=True, postgresql_where=LIVE, sqlite_where=LIVE
+        ),
+        Index(
+            "uq_contacts_external_id_live",
+            "external_id",
+            unique=True,
+            postgresql_where=LIVE,
+            sqlite_where=LIVE,
+        ),
+        Index(
+            "ix_contacts_live_created", "created_at", "id", postgresql_where=LIVE, sqlite_where=LIVE
+        ),
+        Index(
+            "ix_contacts_live_updated", "updated_at", "id", postgresql_where=LIVE, sqlite_where=LIVE
+        ),
+        Index("ix_contacts_live_name", "name_key", "id", postgresql_where=LIVE, sqlite_where=LIVE),
         Index("ix_contacts_owner_id", "owner_id"),
         Index("ix_contacts_company_id", "company_id"),
     )

@@ -9,13 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.companies.repository import COMPANY_SUMMARY_COLUMNS, company_summary
 from crm_api.contacts.models import Contact, LifecycleChange
+from crm_api.core.db import table_of
 from crm_api.core.ids import uuid7
 from crm_api.core.listing import ListSpec, prefix_search, sort_key
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordKind
 
-contacts = Contact.__table__
-lifecycle_changes = LifecycleChange.__table__
+contacts = table_of(Contact)
+lifecycle_changes = table_of(LifecycleChange)
 
 _COMPANY = "company__"
 

@@ -65,5 +65,5 @@ async def list_company_contacts(
     params: ListParamsDep,
 ) -> Response:
     await companies.get(record_id)
-    page = await contacts.list(params, {"company_id": record_id})
+    page = await contacts.list_records(params, {"company_id": record_id})
     return page_response(*page)

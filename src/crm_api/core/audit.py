@@ -8,7 +8,7 @@ from sqlalchemy import Index, String, Uuid, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_api.core.db import Base, JSONType, UTCDateTime
+from crm_api.core.db import Base, JSONType, UTCDateTime, table_of
 from crm_api.core.ids import utcnow, uuid7
 from crm_api.core.listing import ListSpec, sort_key
 from crm_api.core.logging import request_id_var
@@ -34,7 +34,7 @@ class AuditEntry(Base):
     )
 
 
-audit_log = AuditEntry.__table__
+audit_log = table_of(AuditEntry)
 
 AUDIT_LIST = ListSpec(
     name="audit_log",

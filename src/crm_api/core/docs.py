@@ -19,7 +19,7 @@ def add_docs(app: FastAPI) -> None:
     async def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url=openapi_url,
-            title=f"{app.title} – API docs",
+            title=f"{app.title} - API docs",
             swagger_js_url=f"{STATIC_PATH}/swagger-ui-bundle.js",
             swagger_css_url=f"{STATIC_PATH}/swagger-ui.css",
             swagger_favicon_url=f"{STATIC_PATH}/favicon.png",
@@ -29,7 +29,7 @@ def add_docs(app: FastAPI) -> None:
     async def redoc() -> HTMLResponse:
         return get_redoc_html(
             openapi_url=openapi_url,
-            title=f"{app.title} – API reference",
+            title=f"{app.title} - API reference",
             redoc_js_url=f"{STATIC_PATH}/redoc.standalone.js",
             redoc_favicon_url=f"{STATIC_PATH}/favicon.png",
             with_google_fonts=False,

@@ -1,6 +1,6 @@
 """The domain error tree and its RFC 9457 problem+json rendering."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -65,11 +65,6 @@ class PreconditionFailed(DomainError):
     slug = "precondition-failed"
 
 
-class PreconditionRequired(DomainError):
-    status = HTTPStatus.PRECONDITION_REQUIRED
-    slug = "precondition-required"
-
-
 class Forbidden(DomainError):
     status = HTTPStatus.FORBIDDEN
     slug = "forbidden"
@@ -93,11 +88,6 @@ class Invalid(DomainError):
         )
 
 
-class PayloadTooLarge(DomainError):
-    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
-    slug = "payload-too-large"
-
-
 def problem_type(slug: str) -> str:
     return PROBLEM_TYPE_BASE + slug
 
@@ -108,7 +98,7 @@ def problem_response(
     detail: str | None = None,
     *,
     title: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     request_id: str | None = None,
     **extra: Any,
 ) -> Response:

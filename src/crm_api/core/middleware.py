@@ -3,7 +3,6 @@
 import logging
 import re
 import time
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -115,7 +114,7 @@ class BodySizeLimitMiddleware:
         await response(scope, receive, send)
 
 
-def _content_length(scope: dict[str, Any]) -> int | None:
+def _content_length(scope: Scope) -> int | None:
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:

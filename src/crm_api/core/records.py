@@ -5,8 +5,6 @@ A slice declares a `RecordKind` (its table, read query and unique keys) and subc
 conflicts, the audit row and the outbox event then happen here, once, for every slice.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +26,9 @@ from crm_api.core.principal import Principal
 from crm_api.core.reader import Reader, Row
 
 # Columns a client never writes directly.
-SYSTEM_COLUMNS = frozenset({"id", "version", "created_by", "created_at", "updated_at", "archived_at"})
+SYSTEM_COLUMNS = frozenset(
+    {"id", "version", "created_by", "created_at", "updated_at", "archived_at"}
+)
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,12 @@ class RecordRepository:
         self._lock = select(self.table).where(self.table.c.id == bindparam("id")).with_for_update()
 
     async def read(self, record_id: UUID) -> Row | None:
-        return await self.reader.one((self.kind.entity_type, "read"), self.kind.read, {"id": record_id})
+        return await self.reader.one(
+            (self.kind.entity_type, "read"), self.kind.read, {"id": record_id}
+        )
 
     async def lock(self, record_id: UUID) -> Row | None:
-        """The raw row, locked for the rest of the transaction (PostgreSQL; SQLite locks on write)."""
+        """The raw row, locked until commit (FOR UPDATE on PostgreSQL; SQLite locks on write)."""
         result = await self.session.execute(self._lock, {"id": record_id})
         row = result.mappings().first()
         return dict(row) if row else None
@@ -93,7 +95,7 @@ class RecordRepository:
         stmt = select(table.c.id).where(table.c.id == record_id, table.c.archived_at.is_(None))
         return (await self.session.execute(stmt)).first() is not None
 
-    async def list(self, params: ListParams, filters: Mapping[str, Any]) -> ListResult:
+    async def list_records(self, params: ListParams, filters: Mapping[str, Any]) -> ListResult:
         return await run_list(self.reader, self.kind.listing, params, filters)
 
 
@@ -135,10 +137,10 @@ class RecordService:
             raise NotFound(f"No {self.kind.entity_type} has id {record_id}.")
         return self.kind.to_read(row)
 
-    async def list(
+    async def list_records(
         self, params: ListParams, filters: Mapping[str, Any]
     ) -> tuple[list[dict[str, Any]], str | None, int | None]:
-        result = await self.repository.list(params, filters)
+        result = await self.repository.list_records(params, filters)
         return [self.kind.to_read(row) for row in result.rows], result.next_cursor, result.total
 
     # -- writes --------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def _phone(value: str) -> str:
 def _decimal_string(value: Any) -> Any:
     # Money travels as strings so no client ever rounds it through a float.
     if not isinstance(value, str):
-        raise ValueError("must be a decimal string, e.g. \"1250.00\"")
+        raise ValueError('must be a decimal string, e.g. "1250.00"')
     return value
 
 
@@ -110,8 +110,9 @@ class NotNullable(InputModel):
 
     @model_validator(mode="after")
     def _reject_nulls(self) -> Self:
-        nulls = sorted(name for name in self.model_fields_set & self.not_null
-                       if getattr(self, name) is None)
+        nulls = sorted(
+            name for name in self.model_fields_set & self.not_null if getattr(self, name) is None
+        )
         if nulls:
             raise PydanticCustomError(
                 "not_nullable", "{fields} may be omitted but not null", {"fields": ", ".join(nulls)}

@@ -1,7 +1,5 @@
 """The only place with user and API key SQL. Flushes, never commits."""
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -10,12 +8,13 @@ from uuid import UUID
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_api.core.db import table_of
 from crm_api.core.listing import ListParams, ListResult, ListSpec, run_list, sort_key
 from crm_api.core.reader import Reader, Row
 from crm_api.users.models import ApiKey, User
 
-users = User.__table__
-api_keys = ApiKey.__table__
+users = table_of(User)
+api_keys = table_of(ApiKey)
 
 _by_id = select(users).where(users.c.id == bindparam("id"))
 _by_email = select(users).where(users.c.email == bindparam("email"))
@@ -83,7 +82,7 @@ class UserRepository:
     async def update(self, user_id: UUID, values: Mapping[str, Any]) -> None:
         await self.session.execute(update(users).where(users.c.id == user_id).values(**values))
 
-    async def list(self, params: ListParams, filters: Mapping[str, Any]) -> ListResult:
+    async def list_users(self, params: ListParams, filters: Mapping[str, Any]) -> ListResult:
         return await run_list(self.reader, USER_LIST, params, filters)
 
 
@@ -104,7 +103,7 @@ class ApiKeyRepository:
             update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=at)
         )
 
-    async def list(self, params: ListParams, filters: Mapping[str, Any]) -> ListResult:
+    async def list_keys(self, params: ListParams, filters: Mapping[str, Any]) -> ListResult:
         return await run_list(self.reader, API_KEY_LIST, params, filters)
 
     async def principal_by_hash(self, key_hash: str) -> Row | None:

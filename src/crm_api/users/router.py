@@ -36,12 +36,18 @@ async def list_users(
     active: bool | None = None,
     team: Annotated[SafeStr | None, Query(max_length=200)] = None,
 ) -> Response:
-    page = await users.list(params, {"role": role, "active": active, "team": team})
+    page = await users.list_users(params, {"role": role, "active": active, "team": team})
     return page_response(*page)
 
 
-@router.post("", operation_id="users_create", status_code=201, response_model=UserRead,
-             responses=CREATE, summary="Create a user (admin)")
+@router.post(
+    "",
+    operation_id="users_create",
+    status_code=201,
+    response_model=UserRead,
+    responses=CREATE,
+    summary="Create a user (admin)",
+)
 async def create_user(body: UserCreate, users: UserServiceDep) -> Response:
     user = await users.create(body.model_dump())
     return record_response(user, status_code=201, location=f"/v1/users/{user['id']}")
@@ -52,8 +58,13 @@ async def get_user(user_id: UUID, users: UserServiceDep) -> Response:
     return record_response(await users.get(user_id))
 
 
-@router.patch("/{user_id}", operation_id="users_update", response_model=UserRead,
-              responses=WRITE, summary="Update a user (admin)")
+@router.patch(
+    "/{user_id}",
+    operation_id="users_update",
+    response_model=UserRead,
+    responses=WRITE,
+    summary="Update a user (admin)",
+)
 async def update_user(
     user_id: UUID, body: UserUpdate, users: UserServiceDep, if_match: IfMatch
 ) -> Response:
@@ -61,40 +72,65 @@ async def update_user(
     return record_response(await users.update(user_id, changes, if_match))
 
 
-@router.post("/{user_id}/deactivate", operation_id="users_deactivate", response_model=UserRead,
-             responses=WRITE, summary="Deactivate a user and stop their keys (admin)")
+@router.post(
+    "/{user_id}/deactivate",
+    operation_id="users_deactivate",
+    response_model=UserRead,
+    responses=WRITE,
+    summary="Deactivate a user and stop their keys (admin)",
+)
 async def deactivate_user(
     user_id: UUID, users: UserServiceDep, authenticator: AuthenticatorDep
 ) -> Response:
     return record_response(await users.set_active(user_id, False, authenticator))
 
 
-@router.post("/{user_id}/activate", operation_id="users_activate", response_model=UserRead,
-             responses=WRITE, summary="Reactivate a user (admin)")
+@router.post(
+    "/{user_id}/activate",
+    operation_id="users_activate",
+    response_model=UserRead,
+    responses=WRITE,
+    summary="Reactivate a user (admin)",
+)
 async def activate_user(
     user_id: UUID, users: UserServiceDep, authenticator: AuthenticatorDep
 ) -> Response:
     return record_response(await users.set_active(user_id, True, authenticator))
 
 
-@keys_router.post("", operation_id="api_keys_create", status_code=201,
-                  response_model=ApiKeyCreated, responses=CREATE,
-                  summary="Create an API key; the secret is shown once")
+@keys_router.post(
+    "",
+    operation_id="api_keys_create",
+    status_code=201,
+    response_model=ApiKeyCreated,
+    responses=CREATE,
+    summary="Create an API key; the secret is shown once",
+)
 async def create_api_key(body: ApiKeyCreate, users: UserServiceDep) -> Response:
     key = await users.create_api_key(name=body.name, scopes=body.scopes, user_id=body.user_id)
     return JSONBody(key, status_code=201, headers={"Location": f"/v1/api-keys/{key['id']}"})
 
 
-@keys_router.get("", operation_id="api_keys_list", response_model=Page[ApiKeyRead],
-                 responses=READ, summary="List your API keys (admins: anyone's)")
+@keys_router.get(
+    "",
+    operation_id="api_keys_list",
+    response_model=Page[ApiKeyRead],
+    responses=READ,
+    summary="List your API keys (admins: anyone's)",
+)
 async def list_api_keys(
     users: UserServiceDep, params: ListParamsDep, user_id: UUID | None = None
 ) -> Response:
     return page_response(*await users.list_api_keys(params, user_id))
 
 
-@keys_router.delete("/{key_id}", operation_id="api_keys_revoke", status_code=204,
-                    responses=problems(403, 404), summary="Revoke an API key")
+@keys_router.delete(
+    "/{key_id}",
+    operation_id="api_keys_revoke",
+    status_code=204,
+    responses=problems(403, 404),
+    summary="Revoke an API key",
+)
 async def revoke_api_key(
     key_id: UUID, users: UserServiceDep, authenticator: AuthenticatorDep
 ) -> Response:

@@ -1,7 +1,5 @@
 """Users and API keys: admin-only user management, self-service keys."""
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
@@ -51,18 +49,24 @@ class UserService:
                 f"No active user has id {user_id}.", [(field, "must be the id of an active user")]
             )
 
-    async def list(
+    async def list_users(
         self, params: ListParams, filters: Mapping[str, Any]
     ) -> tuple[list[Row], str | None, int | None]:
-        result = await self.users.list(params, filters)
+        result = await self.users.list_users(params, filters)
         return result.rows, result.next_cursor, result.total
 
     async def create(self, values: dict[str, Any]) -> Row:
         self._require_admin()
         now = utcnow()
         user_id = uuid7()
-        row = {**values, "id": user_id, "active": True, "version": 1,
-               "created_at": now, "updated_at": now}
+        row = {
+            **values,
+            "id": user_id,
+            "active": True,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
         try:
             await self.users.insert(row)
         except IntegrityError as error:
@@ -117,8 +121,14 @@ class UserService:
     ) -> Row:
         row = await self.get(user_id)
         await record_change(
-            self.session, principal=self.principal, action=action, entity_type="user",
-            entity_id=user_id, changes=changes, data=row, at=at,
+            self.session,
+            principal=self.principal,
+            action=action,
+            entity_type="user",
+            entity_id=user_id,
+            changes=changes,
+            data=row,
+            at=at,
         )
         return row
 
@@ -141,16 +151,27 @@ class UserService:
         now = utcnow()
         key_id = uuid7()
         row = {
-            "id": key_id, "user_id": owner_id, "name": name, "prefix": prefix,
-            "key_hash": key_hash, "scopes": sorted(set(scopes)), "created_at": now,
-            "last_used_at": None, "revoked_at": None,
+            "id": key_id,
+            "user_id": owner_id,
+            "name": name,
+            "prefix": prefix,
+            "key_hash": key_hash,
+            "scopes": sorted(set(scopes)),
+            "created_at": now,
+            "last_used_at": None,
+            "revoked_at": None,
         }
         await self.keys.insert(row)
         public = _public_key(row)
         await record_change(
-            self.session, principal=self.principal, action="created", entity_type="api_key",
-            entity_id=key_id, changes=diff({}, {"name": name, "user_id": owner_id}),
-            data=public, at=now,
+            self.session,
+            principal=self.principal,
+            action="created",
+            entity_type="api_key",
+            entity_id=key_id,
+            changes=diff({}, {"name": name, "user_id": owner_id}),
+            data=public,
+            at=now,
         )
         return {**public, "secret": secret}
 
@@ -158,7 +179,7 @@ class UserService:
         self, params: ListParams, user_id: UUID | None
     ) -> tuple[list[dict[str, Any]], str | None, int | None]:
         owner_id = self._key_owner(user_id) if user_id or not self._is_admin() else None
-        result = await self.keys.list(params, {"user_id": owner_id})
+        result = await self.keys.list_keys(params, {"user_id": owner_id})
         return [_public_key(row) for row in result.rows], result.next_cursor, result.total
 
     async def revoke_api_key(self, key_id: UUID, authenticator: Authenticator) -> None:
@@ -170,9 +191,14 @@ class UserService:
         now = utcnow()
         await self.keys.revoke(key_id, now)
         await record_change(
-            self.session, principal=self.principal, action="revoked", entity_type="api_key",
-            entity_id=key_id, changes={"revoked_at": [None, now]},
-            data=_public_key({**row, "revoked_at": now}), at=now,
+            self.session,
+            principal=self.principal,
+            action="revoked",
+            entity_type="api_key",
+            entity_id=key_id,
+            changes={"revoked_at": [None, now]},
+            data=_public_key({**row, "revoked_at": now}),
+            at=now,
         )
         authenticator.forget_key(key_id)
 

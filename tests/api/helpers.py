@@ -1,0 +1,24 @@
+"""Assertions shared by the API tests."""
+
+from typing import Any
+
+import httpx
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    """The response is an RFC 9457 problem of `status` and type `…/problems/<slug>`."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"].endswith(f"/problems/{slug}"), body["type"]
+    assert body["title"]
+    assert "Traceback" not in response.text
+    assert response.headers["x-request-id"] == body.get("request_id", response.headers["x-request-id"])
+    return body
+
+
+def error_fields(body: dict[str, Any]) -> set[str]:
+    return {error["field"] for error in body["errors"]}

@@ -1,0 +1,158 @@
+"""Test harness: one migrated database per run (SQLite file or a fresh PostgreSQL database),
+emptied after every test, and an HTTP client per role that goes through the real ASGI app.
+
+`CRM_TEST_DATABASE_URL` picks PostgreSQL, e.g. `postgresql+asyncpg://postgres@127.0.0.1/postgres`
+(the server's maintenance database: a new database is created beside it and dropped after).
+"""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import delete, make_url
+
+from crm_api.app import create_app
+from crm_api.config import Settings
+from crm_api.core.db import Database
+from crm_api.core.enums import Role
+from crm_api.core.migrations import upgrade
+from crm_api.core.principal import ALL_SCOPES
+from crm_api.core.reader import Reader
+from crm_api.models import metadata
+from crm_api.users.service import UserService
+
+
+def _plain_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server_url = os.environ.get("CRM_TEST_DATABASE_URL")
+    if not server_url:
+        path: Path = tmp_path_factory.mktemp("db") / "crm.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        upgrade(url)
+        yield url
+        return
+    name = f"crm_test_{uuid4().hex[:12]}"
+    admin_dsn = _plain_dsn(server_url)
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(admin_dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, access_log=False, default_phone_region="US")
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[Any]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+def db(app: Any) -> Database:
+    database: Database = app.state.db
+    return database
+
+
+@pytest.fixture(autouse=True)
+async def _empty_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    yield
+    if "db" not in request.fixturenames:
+        return
+    database: Database = request.getfixturevalue("db")
+    async with database.sessionmaker() as session:
+        for table in reversed(metadata.sorted_tables):
+            if table.name != "alembic_version":
+                await session.execute(delete(table))
+        await session.commit()
+
+
+@dataclass
+class Actor:
+    """A user with an API key, and an HTTP client that sends it."""
+
+    id: UUID
+    email: str
+    role: Role
+    key: str
+    client: httpx.AsyncClient
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def make_actor(app: Any, db: Database, role: Role, scopes: list[str] | None = None) -> Actor:
+    email = f"{role.value}-{uuid4().hex[:8]}@example.com"
+    async with db.sessionmaker() as session:
+        users = UserService(session, Reader(db, session), None)
+        user = await users.create({"email": email, "name": f"Test {role.value}", "role": role,
+                                   "team": None})
+        key = await users.create_api_key(
+            name="tests", scopes=scopes or list(ALL_SCOPES), user_id=user["id"]
+        )
+        await session.commit()
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://test",
+        headers={"Authorization": f"Bearer {key['secret']}"},
+    )
+    return Actor(id=user["id"], email=email, role=role, key=key["secret"], client=client)
+
+
+@pytest.fixture
+async def anonymous(app: Any, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def admin(app: Any, db: Database) -> Actor:
+    return await make_actor(app, db, Role.admin)
+
+
+@pytest.fixture
+async def manager(app: Any, db: Database) -> Actor:
+    return await make_actor(app, db, Role.manager)
+
+
+@pytest.fixture
+async def rep(app: Any, db: Database) -> Actor:
+    return await make_actor(app, db, Role.rep)
+
+
+@pytest.fixture
+async def other_rep(app: Any, db: Database) -> Actor:
+    return await make_actor(app, db, Role.rep)
+
+
+@pytest.fixture
+async def viewer(app: Any, db: Database) -> Actor:
+    return await make_actor(app, db, Role.viewer)
