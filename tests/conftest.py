@@ -5,18 +5,14 @@ emptied after every test, and an HTTP client per role that goes through the real
 (the server's maintenance database: a new database is created beside it and dropped after).
 """
 
-import asyncio
-import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy import delete, make_url
+from sqlalchemy import delete
 
 from crm_api.app import create_app
 from crm_api.config import Settings
@@ -27,38 +23,14 @@ from crm_api.core.principal import ALL_SCOPES
 from crm_api.core.reader import Reader
 from crm_api.models import metadata
 from crm_api.users.service import UserService
-
-
-def _plain_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+from tests.databases import fresh_database
 
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server_url = os.environ.get("CRM_TEST_DATABASE_URL")
-    if not server_url:
-        path: Path = tmp_path_factory.mktemp("db") / "crm.db"
-        url = f"sqlite+aiosqlite:///{path}"
+    with fresh_database(tmp_path_factory.mktemp("db")) as url:
         upgrade(url)
         yield url
-        return
-    name = f"crm_test_{uuid4().hex[:12]}"
-    admin_dsn = _plain_dsn(server_url)
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(admin_dsn)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

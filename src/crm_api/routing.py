@@ -9,14 +9,14 @@ from dataclasses import replace
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from crm_api.core.openapi import CREATE, READ, WRITE
 from crm_api.core.records import RecordService
 from crm_api.core.responses import JSONBody, record_response
-from crm_api.core.schemas import Page
+from crm_api.core.schemas import page_of
 from crm_api.deps import IfMatch, ListParamsDep
 
 
@@ -43,6 +43,7 @@ def add_record_routes(
     """List, create, get, update, archive and restore on `router` for one resource."""
     ServiceDep = Annotated[RecordService, Depends(service)]  # noqa: N806
     FiltersDep = Annotated[dict[str, Any], Depends(filters)]  # noqa: N806
+    RecordId = Annotated[UUID, Path(alias=f"{singular}_id")]  # noqa: N806
     Archived = Annotated[  # noqa: N806
         bool, Query(description="List archived records instead of live ones.")
     ]
@@ -50,7 +51,7 @@ def add_record_routes(
     @router.get(
         "",
         operation_id=f"{resource}_list",
-        response_model=Page[read],  # type: ignore[valid-type]
+        response_model=page_of(read),
         responses=READ,
         summary=f"List {resource}",
     )
@@ -74,24 +75,24 @@ def add_record_routes(
         return record_response(record, status_code=201, location=location)
 
     @router.get(
-        "/{record_id}",
+        f"/{{{singular}_id}}",
         operation_id=f"{resource}_get",
         response_model=read,
         responses=READ,
         summary=f"Get a {singular}",
     )
-    async def get_record(record_id: UUID, service: ServiceDep) -> Response:
+    async def get_record(record_id: RecordId, service: ServiceDep) -> Response:
         return record_response(await service.get(record_id))
 
     @router.patch(
-        "/{record_id}",
+        f"/{{{singular}_id}}",
         operation_id=f"{resource}_update",
         response_model=read,
         responses=WRITE,
         summary=f"Update a {singular} (only the fields sent)",
     )
     async def update_record(
-        record_id: UUID,
+        record_id: RecordId,
         body: update,  # type: ignore[valid-type]
         service: ServiceDep,
         if_match: IfMatch,
@@ -100,22 +101,24 @@ def add_record_routes(
         return record_response(await service.update(record_id, changes, if_match))
 
     @router.delete(
-        "/{record_id}",
+        f"/{{{singular}_id}}",
         operation_id=f"{resource}_archive",
         status_code=204,
         responses=WRITE,
         summary=f"Archive a {singular} (restorable)",
     )
-    async def archive_record(record_id: UUID, service: ServiceDep, if_match: IfMatch) -> Response:
+    async def archive_record(
+        record_id: RecordId, service: ServiceDep, if_match: IfMatch
+    ) -> Response:
         await service.archive(record_id, if_match)
         return Response(status_code=204)
 
     @router.post(
-        "/{record_id}/restore",
+        f"/{{{singular}_id}}/restore",
         operation_id=f"{resource}_restore",
         response_model=read,
         responses=WRITE,
         summary=f"Restore an archived {singular}",
     )
-    async def restore_record(record_id: UUID, service: ServiceDep) -> Response:
+    async def restore_record(record_id: RecordId, service: ServiceDep) -> Response:
         return record_response(await service.restore(record_id))

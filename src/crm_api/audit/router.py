@@ -11,7 +11,7 @@ from crm_api.core.enums import Role
 from crm_api.core.listing import run_list
 from crm_api.core.openapi import READ
 from crm_api.core.principal import Principal
-from crm_api.core.schemas import Page, ReadModel, SafeStr
+from crm_api.core.schemas import ReadModel, SafeStr, page_of
 from crm_api.deps import CurrentPrincipal, ListParamsDep, ReaderDep
 from crm_api.routing import page_response
 
@@ -38,7 +38,7 @@ def _managers_only(principal: CurrentPrincipal) -> Principal:
 @router.get(
     "",
     operation_id="audit_log_list",
-    response_model=Page[AuditEntryRead],
+    response_model=page_of(AuditEntryRead),
     responses=READ,
     summary="Read the audit log (managers and admins), newest first",
 )

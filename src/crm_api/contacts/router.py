@@ -9,7 +9,7 @@ from crm_api.contacts.schemas import ContactCreate, ContactRead, ContactUpdate
 from crm_api.contacts.service import ContactService
 from crm_api.core.enums import LifecycleStage
 from crm_api.core.openapi import READ
-from crm_api.core.schemas import Page, SafeStr
+from crm_api.core.schemas import SafeStr, page_of
 from crm_api.deps import ListParamsDep, SearchText, TimeRangeFilters, record_service
 from crm_api.routing import add_record_routes, page_response
 
@@ -52,18 +52,18 @@ add_record_routes(
 
 
 @company_contacts_router.get(
-    "/{record_id}/contacts",
+    "/{company_id}/contacts",
     operation_id="companies_list_contacts",
-    response_model=Page[ContactRead],
+    response_model=page_of(ContactRead),
     responses=READ,
     summary="List a company's live contacts",
 )
 async def list_company_contacts(
-    record_id: UUID,
+    company_id: UUID,
     companies: CompanyServiceDep,
     contacts: ContactServiceDep,
     params: ListParamsDep,
 ) -> Response:
-    await companies.get(record_id)
-    page = await contacts.list_records(params, {"company_id": record_id})
+    await companies.get(company_id)
+    page = await contacts.list_records(params, {"company_id": company_id})
     return page_response(*page)

@@ -9,6 +9,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -62,6 +63,12 @@ class Page(BaseModel, Generic[T]):
         description="Pass as `cursor` for the next page; null on the last page."
     )
     total: int | None = Field(default=None, description="Only with `include_total=true`.")
+
+
+def page_of(read: type[BaseModel]) -> type[Page[Any]]:
+    """`Page[XRead]` under the name `XPage`, so generated clients get a readable class."""
+    name = read.__name__.removesuffix("Read") + "Page"
+    return create_model(name, __base__=Page[read])  # type: ignore[valid-type]
 
 
 SafeStr = Annotated[str, AfterValidator(reject_nul)]

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from crm_api.core.enums import Role
 from crm_api.core.openapi import CREATE, READ, WRITE, problems
 from crm_api.core.responses import JSONBody, record_response
-from crm_api.core.schemas import Page, SafeStr
+from crm_api.core.schemas import SafeStr, page_of
 from crm_api.deps import AuthenticatorDep, CurrentPrincipal, IfMatch, ListParamsDep, UserServiceDep
 from crm_api.routing import page_response
 from crm_api.users.schemas import (
@@ -28,7 +28,7 @@ async def me(principal: CurrentPrincipal, users: UserServiceDep) -> Response:
     return record_response(await users.get(principal.user_id))
 
 
-@router.get("", operation_id="users_list", response_model=Page[UserRead], responses=READ)
+@router.get("", operation_id="users_list", response_model=page_of(UserRead), responses=READ)
 async def list_users(
     users: UserServiceDep,
     params: ListParamsDep,
@@ -114,7 +114,7 @@ async def create_api_key(body: ApiKeyCreate, users: UserServiceDep) -> Response:
 @keys_router.get(
     "",
     operation_id="api_keys_list",
-    response_model=Page[ApiKeyRead],
+    response_model=page_of(ApiKeyRead),
     responses=READ,
     summary="List your API keys (admins: anyone's)",
 )
