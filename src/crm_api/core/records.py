@@ -8,7 +8,7 @@ conflicts, the audit row and the outbox event then happen here, once, for every 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 from uuid import UUID
 
 from sqlalchemy import Select, Table, bindparam, insert, select, update
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.core.audit import diff
 from crm_api.core.changes import record_change
 from crm_api.core.concurrency import check_version
-from crm_api.core.errors import Conflict, Invalid, NotFound
+from crm_api.core.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from crm_api.core.ids import utcnow, uuid7
 from crm_api.core.integrity import is_unique_violation
 from crm_api.core.listing import ListParams, ListResult, ListSpec, run_list
@@ -77,10 +77,14 @@ class RecordRepository:
     async def insert(self, values: Mapping[str, Any]) -> None:
         await self.session.execute(insert(self.table).values(**values))
 
-    async def update(self, record_id: UUID, values: Mapping[str, Any]) -> None:
-        await self.session.execute(
-            update(self.table).where(self.table.c.id == record_id).values(**values)
-        )
+    async def update(self, record_id: UUID, version: int, values: Mapping[str, Any]) -> bool:
+        """Writes `values` if the row is still at `version`; False if it moved on. The lock
+        makes that certain on PostgreSQL; on SQLite, whose reads lock nothing, this catches a
+        concurrent write."""
+        table = self.table
+        stmt = update(table).where(table.c.id == record_id, table.c.version == version)
+        result = await self.session.execute(stmt.values(**values))
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     async def live_holder(self, column: str, value: Any, exclude: UUID | None) -> UUID | None:
         """The live record other than `exclude` whose `column` equals `value`."""
@@ -163,7 +167,10 @@ class RecordService:
             "updated_at": now,
             "archived_at": None,
         }
-        await self._guarded(self.repository.insert(row), row, None)
+        try:
+            await self.repository.insert(row)
+        except IntegrityError as error:
+            await self._raise_conflict(error, row, None)
         await self.after_write(None, row, now)
         return await self._changed("created", record_id, diff({}, values), now)
 
@@ -182,7 +189,7 @@ class RecordService:
         now = utcnow()
         new_values = {key: after for key, (_, after) in changes.items()}
         new_values.update(version=current["version"] + 1, updated_at=now)
-        await self._guarded(self.repository.update(record_id, new_values), new_values, record_id)
+        await self._write(current, new_values, new_values)
         await self.after_write(current, {**current, **new_values}, now)
         return await self._changed("updated", record_id, changes, now)
 
@@ -194,7 +201,7 @@ class RecordService:
             return  # archiving is idempotent
         now = utcnow()
         values = {"archived_at": now, "version": current["version"] + 1, "updated_at": now}
-        await self.repository.update(record_id, values)
+        await self._write(current, values, {})
         await self._changed("archived", record_id, {"archived_at": [None, now]}, now)
 
     async def restore(self, record_id: UUID) -> dict[str, Any]:
@@ -204,7 +211,7 @@ class RecordService:
             return await self.get(record_id)
         now = utcnow()
         values = {"archived_at": None, "version": current["version"] + 1, "updated_at": now}
-        await self._guarded(self.repository.update(record_id, values), current, record_id)
+        await self._write(current, values, current)
         changes = {"archived_at": [current["archived_at"], None]}
         return await self._changed("restored", record_id, changes, now)
 
@@ -239,23 +246,35 @@ class RecordService:
         await self.owners.ensure_active(owner, "body.owner_id")
         return owner
 
-    async def _guarded(self, write: Any, values: Mapping[str, Any], record_id: UUID | None) -> None:
-        """Runs `write`; a unique-key clash becomes a 409 that names the live holder."""
+    async def _write(
+        self, current: Row, values: Mapping[str, Any], unique: Mapping[str, Any]
+    ) -> None:
+        """Updates the `current` row; `unique` holds the values that may clash with others."""
         try:
-            await write
+            written = await self.repository.update(current["id"], current["version"], values)
         except IntegrityError as error:
-            if not is_unique_violation(error):
-                raise
-            await self.session.rollback()
-            for column in self.kind.unique_keys:
-                value = values.get(column)
-                holder = value and await self.repository.live_holder(column, value, record_id)
-                if holder:
-                    raise Conflict(
-                        f"Another live {self.kind.entity_type} already has this {column}.",
-                        existing_id=str(holder),
-                    ) from None
-            raise Conflict(f"The {self.kind.entity_type} clashes with an existing one.") from None
+            await self._raise_conflict(error, unique, current["id"])
+        if not written:
+            raise PreconditionFailed(
+                f"The {self.kind.entity_type} changed while this request ran; re-read and retry."
+            )
+
+    async def _raise_conflict(
+        self, error: IntegrityError, values: Mapping[str, Any], record_id: UUID | None
+    ) -> NoReturn:
+        """A unique-key clash becomes a 409 naming the live holder; anything else re-raises."""
+        if not is_unique_violation(error):
+            raise error
+        await self.session.rollback()
+        for column in self.kind.unique_keys:
+            value = values.get(column)
+            holder = value and await self.repository.live_holder(column, value, record_id)
+            if holder:
+                raise Conflict(
+                    f"Another live {self.kind.entity_type} already has this {column}.",
+                    existing_id=str(holder),
+                ) from None
+        raise Conflict(f"The {self.kind.entity_type} clashes with an existing one.") from None
 
     async def _changed(
         self, action: str, record_id: UUID, changes: dict[str, list[Any]], at: datetime

@@ -79,8 +79,11 @@ class UserRepository:
     async def insert(self, values: Mapping[str, Any]) -> None:
         await self.session.execute(insert(users).values(**values))
 
-    async def update(self, user_id: UUID, values: Mapping[str, Any]) -> None:
-        await self.session.execute(update(users).where(users.c.id == user_id).values(**values))
+    async def update(self, user_id: UUID, version: int, values: Mapping[str, Any]) -> bool:
+        """Writes `values` if the user is still at `version`; False if it moved on."""
+        stmt = update(users).where(users.c.id == user_id, users.c.version == version)
+        result = await self.session.execute(stmt.values(**values))
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     async def list_users(self, params: ListParams, filters: Mapping[str, Any]) -> ListResult:
         return await run_list(self.reader, USER_LIST, params, filters)

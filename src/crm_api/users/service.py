@@ -11,7 +11,7 @@ from crm_api.core.audit import diff
 from crm_api.core.changes import record_change
 from crm_api.core.concurrency import check_version
 from crm_api.core.enums import Role
-from crm_api.core.errors import Conflict, Forbidden, Invalid, NotFound
+from crm_api.core.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
 from crm_api.core.ids import utcnow, uuid7
 from crm_api.core.integrity import is_unique_violation
 from crm_api.core.listing import ListParams
@@ -104,7 +104,8 @@ class UserService:
         now = utcnow()
         new_values = {key: after for key, (_, after) in changes.items()}
         new_values.update(version=current["version"] + 1, updated_at=now)
-        await self.users.update(current["id"], new_values)
+        if not await self.users.update(current["id"], current["version"], new_values):
+            raise PreconditionFailed("The user changed while this request ran; re-read and retry.")
         action = "updated"
         if "active" in changes:
             action = "activated" if values["active"] else "deactivated"
