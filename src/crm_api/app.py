@@ -1,7 +1,8 @@
 """The application factory: routers, problem handlers, middleware and lifespan."""
 
 import logging
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -112,10 +113,7 @@ def _add_problem_handlers(app: FastAPI) -> None:
 
     async def validation_error(_: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
-        errors = [
-            {"field": ".".join(str(part) for part in item["loc"]), "message": item["msg"]}
-            for item in error.errors()
-        ]
+        errors = [{"field": _field(item), "message": item["msg"]} for item in error.errors()]
         return problem_response(
             422,
             "validation",
@@ -124,16 +122,16 @@ def _add_problem_handlers(app: FastAPI) -> None:
             errors=errors,
         )
 
-    async def http_error(_: Request, error: Exception) -> Response:
+    async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
         slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
         detail = error.detail if isinstance(error.detail, str) else None
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            # Starlette names only the first matching route's methods; RFC 9110 wants them all.
+            headers["Allow"] = ", ".join(_allowed_methods(app, request))
         return problem_response(
-            error.status_code,
-            slug,
-            detail,
-            headers=error.headers,
-            request_id=request_id_var.get(),
+            error.status_code, slug, detail, headers=headers, request_id=request_id_var.get()
         )
 
     async def unexpected_error(_: Request, error: Exception) -> Response:
@@ -149,6 +147,35 @@ def _add_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected_error)
+
+
+def _field(error: Mapping[str, Any]) -> str:
+    if error["type"] == "json_invalid":
+        return "body"  # the location pydantic gives is a character offset, not a field
+    return ".".join(str(part) for part in error["loc"])
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """The methods the OpenAPI document declares for the request's path."""
+    methods: set[str] = set()
+    for pattern, declared in _path_methods(app):
+        if pattern.fullmatch(request.url.path):
+            methods |= declared
+    return sorted(methods)
+
+
+def _path_methods(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
+    cached: list[tuple[re.Pattern[str], set[str]]] | None = getattr(app.state, "path_methods", None)
+    if cached is None:
+        cached = [
+            (
+                re.compile(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path))),
+                {m.upper() for m in item},
+            )
+            for path, item in app.openapi()["paths"].items()
+        ]
+        app.state.path_methods = cached
+    return cached
 
 
 def create_app_from_env() -> FastAPI:

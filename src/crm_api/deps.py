@@ -94,9 +94,12 @@ ListParamsDep = Annotated[ListParams, Depends(get_list_params)]
 
 
 def get_user_service(
-    session: SessionDep, reader: ReaderDep, principal: CurrentPrincipal
+    session: SessionDep,
+    reader: ReaderDep,
+    principal: CurrentPrincipal,
+    authenticator: AuthenticatorDep,
 ) -> UserService:
-    return UserService(session, reader, principal)
+    return UserService(session, reader, principal, authenticator)
 
 
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]

@@ -36,7 +36,8 @@ class SortKey:
 def sort_key(*columns: KeyedColumnElement[Any]) -> SortKey:
     parsers: list[Callable[[Any], Any]] = []
     for column in columns:
-        python_type = column.type.python_type
+        # A TypeDecorator reports `object`; the type it decorates knows the Python type.
+        python_type = getattr(column.type, "impl", column.type).python_type
         if python_type is datetime:
             parsers.append(datetime.fromisoformat)
         elif python_type is UUID:
@@ -79,7 +80,9 @@ class ListSpec:
             columns = self.sorts[sort].columns
             stmt = self._filtered(self.base(), filters, archived)
             if after:
-                cursor = tuple_(*(bindparam(f"cursor_{i}") for i in range(len(columns))))
+                cursor = tuple_(
+                    *(bindparam(f"cursor_{i}", type_=c.type) for i, c in enumerate(columns))
+                )
                 row = tuple_(*columns)
                 stmt = stmt.where(row < cursor if descending else row > cursor)
             order = [c.desc() if descending else c.asc() for c in columns]

@@ -7,6 +7,9 @@ import time
 from collections.abc import Callable
 from uuid import UUID
 
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from crm_api.core.db import Database
 from crm_api.core.enums import Role
 from crm_api.core.errors import Unauthorized
@@ -70,11 +73,21 @@ class Authenticator:
             scopes=frozenset(row["scopes"]),
         )
 
-    def forget_user(self, user_id: UUID) -> None:
-        self._forget(lambda p: p.user_id == user_id)
+    def forget_user(self, session: AsyncSession, user_id: UUID) -> None:
+        """Drop the user's cached keys once `session` commits (so role and active changes
+        apply from the next request on)."""
+        self._forget_after_commit(session, lambda p: p.user_id == user_id)
 
-    def forget_key(self, key_id: UUID) -> None:
-        self._forget(lambda p: p.api_key_id == key_id)
+    def forget_key(self, session: AsyncSession, key_id: UUID) -> None:
+        self._forget_after_commit(session, lambda p: p.api_key_id == key_id)
+
+    def _forget_after_commit(
+        self, session: AsyncSession, matches: Callable[[Principal], bool]
+    ) -> None:
+        # Forgetting before the commit would let a concurrent request re-cache the old state.
+        event.listen(
+            session.sync_session, "after_commit", lambda _: self._forget(matches), once=True
+        )
 
     def _forget(self, matches: Callable[[Principal], bool]) -> None:
         for key_hash, (principal, _) in list(self._cache.items()):

@@ -8,7 +8,7 @@ from crm_api.core.enums import Role
 from crm_api.core.openapi import CREATE, READ, WRITE, problems
 from crm_api.core.responses import JSONBody, record_response
 from crm_api.core.schemas import SafeStr, page_of
-from crm_api.deps import AuthenticatorDep, CurrentPrincipal, IfMatch, ListParamsDep, UserServiceDep
+from crm_api.deps import CurrentPrincipal, IfMatch, ListParamsDep, UserServiceDep
 from crm_api.routing import page_response
 from crm_api.users.schemas import (
     ApiKeyCreate,
@@ -79,10 +79,8 @@ async def update_user(
     responses=WRITE,
     summary="Deactivate a user and stop their keys (admin)",
 )
-async def deactivate_user(
-    user_id: UUID, users: UserServiceDep, authenticator: AuthenticatorDep
-) -> Response:
-    return record_response(await users.set_active(user_id, False, authenticator))
+async def deactivate_user(user_id: UUID, users: UserServiceDep) -> Response:
+    return record_response(await users.set_active(user_id, False))
 
 
 @router.post(
@@ -92,10 +90,8 @@ async def deactivate_user(
     responses=WRITE,
     summary="Reactivate a user (admin)",
 )
-async def activate_user(
-    user_id: UUID, users: UserServiceDep, authenticator: AuthenticatorDep
-) -> Response:
-    return record_response(await users.set_active(user_id, True, authenticator))
+async def activate_user(user_id: UUID, users: UserServiceDep) -> Response:
+    return record_response(await users.set_active(user_id, True))
 
 
 @keys_router.post(
@@ -124,6 +120,17 @@ async def list_api_keys(
     return page_response(*await users.list_api_keys(params, user_id))
 
 
+@keys_router.get(
+    "/{key_id}",
+    operation_id="api_keys_get",
+    response_model=ApiKeyRead,
+    responses=READ,
+    summary="Get one of your API keys (admins: anyone's)",
+)
+async def get_api_key(key_id: UUID, users: UserServiceDep) -> Response:
+    return JSONBody(await users.get_api_key(key_id))
+
+
 @keys_router.delete(
     "/{key_id}",
     operation_id="api_keys_revoke",
@@ -131,8 +138,6 @@ async def list_api_keys(
     responses=problems(403, 404),
     summary="Revoke an API key",
 )
-async def revoke_api_key(
-    key_id: UUID, users: UserServiceDep, authenticator: AuthenticatorDep
-) -> Response:
-    await users.revoke_api_key(key_id, authenticator)
+async def revoke_api_key(key_id: UUID, users: UserServiceDep) -> Response:
+    await users.revoke_api_key(key_id)
     return Response(status_code=204)

@@ -15,7 +15,7 @@ from crm_api.core.errors import Conflict, Forbidden, Invalid, NotFound, Precondi
 from crm_api.core.ids import utcnow, uuid7
 from crm_api.core.integrity import is_unique_violation
 from crm_api.core.listing import ListParams
-from crm_api.core.principal import Principal
+from crm_api.core.principal import WRITE_SCOPE, Principal
 from crm_api.core.reader import Reader, Row
 from crm_api.users.auth import Authenticator, generate_api_key
 from crm_api.users.repository import ApiKeyRepository, UserRepository
@@ -28,8 +28,15 @@ def _public_key(row: Row) -> dict[str, Any]:
 
 
 class UserService:
-    def __init__(self, session: AsyncSession, reader: Reader, principal: Principal | None) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        reader: Reader,
+        principal: Principal | None,
+        authenticator: Authenticator | None = None,
+    ) -> None:
         self.session = session
+        self.authenticator = authenticator
         self.principal = principal
         self.users = UserRepository(session, reader)
         self.keys = ApiKeyRepository(session, reader)
@@ -88,14 +95,12 @@ class UserService:
         check_version(expected_version, current["version"])
         return await self._apply(current, values)
 
-    async def set_active(self, user_id: UUID, active: bool, authenticator: Authenticator) -> Row:
+    async def set_active(self, user_id: UUID, active: bool) -> Row:
         self._require_admin()
         current = await self._locked(user_id)
         if self.principal is not None and user_id == self.principal.user_id and not active:
             raise Conflict("You cannot deactivate yourself.")
-        row = await self._apply(current, {"active": active})
-        authenticator.forget_user(user_id)
-        return row
+        return await self._apply(current, {"active": active})
 
     async def _apply(self, current: Row, values: dict[str, Any]) -> Row:
         changes = diff(current, values)
@@ -106,6 +111,8 @@ class UserService:
         new_values.update(version=current["version"] + 1, updated_at=now)
         if not await self.users.update(current["id"], current["version"], new_values):
             raise PreconditionFailed("The user changed while this request ran; re-read and retry.")
+        if self.authenticator is not None:
+            self.authenticator.forget_user(self.session, current["id"])
         action = "updated"
         if "active" in changes:
             action = "activated" if values["active"] else "deactivated"
@@ -144,6 +151,7 @@ class UserService:
     async def create_api_key(
         self, *, name: str, scopes: list[str], user_id: UUID | None
     ) -> dict[str, Any]:
+        self._require_key_admin()
         owner_id = self._key_owner(user_id)
         if self.principal is not None and not set(scopes) <= self.principal.scopes:
             raise Forbidden("A key cannot grant scopes the calling key does not have.")
@@ -183,10 +191,12 @@ class UserService:
         result = await self.keys.list_keys(params, {"user_id": owner_id})
         return [_public_key(row) for row in result.rows], result.next_cursor, result.total
 
-    async def revoke_api_key(self, key_id: UUID, authenticator: Authenticator) -> None:
-        row = await self.keys.get(key_id)
-        if row is None or (not self._is_admin() and row["user_id"] != self._caller_id()):
-            raise NotFound(f"No API key of yours has id {key_id}.")
+    async def get_api_key(self, key_id: UUID) -> dict[str, Any]:
+        return _public_key(await self._visible_key(key_id))
+
+    async def revoke_api_key(self, key_id: UUID) -> None:
+        self._require_key_admin()
+        row = await self._visible_key(key_id)
         if row["revoked_at"] is not None:
             return
         now = utcnow()
@@ -201,7 +211,20 @@ class UserService:
             data=_public_key({**row, "revoked_at": now}),
             at=now,
         )
-        authenticator.forget_key(key_id)
+        if self.authenticator is not None:
+            self.authenticator.forget_key(self.session, key_id)
+
+    async def _visible_key(self, key_id: UUID) -> Row:
+        """The key if the caller may see it: their own, or any for an admin."""
+        row = await self.keys.get(key_id)
+        if row is None or (not self._is_admin() and row["user_id"] != self._caller_id()):
+            raise NotFound(f"No API key of yours has id {key_id}.")
+        return row
+
+    def _require_key_admin(self) -> None:
+        # Minting or revoking credentials is a write, whatever the caller's role.
+        if self.principal is not None and WRITE_SCOPE not in self.principal.scopes:
+            raise Forbidden("Managing API keys needs a key with the `write` scope.")
 
     def _key_owner(self, user_id: UUID | None) -> UUID:
         if self.principal is None:
