@@ -1,6 +1,7 @@
-"""FastAPI dependencies every router shares: session, reader, caller, If-Match, list params."""
+"""FastAPI dependencies every router shares: caller, session, reader, If-Match, list params."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Query, Request
@@ -24,47 +25,59 @@ def get_db(request: Request) -> Database:
     return db
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, committed after the handler returns and before the response
-    is sent, so a failed commit still reaches the client as an error."""
-    async with get_db(request).sessionmaker() as session:
-        yield session
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer crm_…`")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What a request's handlers work with: the caller, one session, and a reader."""
+
+    principal: Principal
+    session: AsyncSession
+    reader: Reader
+    authenticator: Authenticator
+
+    def users(self) -> UserService:
+        return UserService(self.session, self.reader, self.principal, self.authenticator)
+
+
+async def get_context(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> AsyncIterator[RequestContext]:
+    """Authenticates, then opens the request's session. One dependency rather than several,
+    because each dependency FastAPI resolves costs time on every request. The session commits
+    after the handler returns and before the response is sent, so a failed commit still
+    reaches the client as an error."""
+    state = request.app.state
+    authenticator: Authenticator = state.authenticator
+    header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
+    principal = await authenticator.authenticate(header)
+    db = get_db(request)
+    async with db.sessionmaker() as session:
+        yield RequestContext(principal, session, Reader(db, session), authenticator)
         if session.in_transaction():
             await session.commit()
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+ContextDep = Annotated[RequestContext, Depends(get_context, scope="function")]
 
 
-def get_reader(request: Request, session: SessionDep) -> Reader:
-    return Reader(get_db(request), session)
-
-
-ReaderDep = Annotated[Reader, Depends(get_reader)]
-
-_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer crm_…`")
-
-
-def get_authenticator(request: Request) -> Authenticator:
-    authenticator: Authenticator = request.app.state.authenticator
-    return authenticator
-
-
-AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
-
-
-async def get_principal(
-    authenticator: AuthenticatorDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
-    return await authenticator.authenticate(header)
+async def get_principal(context: ContextDep) -> Principal:
+    return context.principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_if_match(
+async def get_reader(context: ContextDep) -> Reader:
+    return context.reader
+
+
+ReaderDep = Annotated[Reader, Depends(get_reader)]
+
+
+async def get_if_match(
     if_match: Annotated[
         SafeStr | None,
         Header(description='The ETag you read, e.g. `"3"`; a stale one gets 412.'),
@@ -76,7 +89,7 @@ def get_if_match(
 IfMatch = Annotated[int | None, Depends(get_if_match)]
 
 
-def get_list_params(
+async def get_list_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = DEFAULT_LIMIT,
     cursor: Annotated[
         SafeStr | None, Query(max_length=2000, description="`next_cursor` of the previous page.")
@@ -93,13 +106,8 @@ def get_list_params(
 ListParamsDep = Annotated[ListParams, Depends(get_list_params)]
 
 
-def get_user_service(
-    session: SessionDep,
-    reader: ReaderDep,
-    principal: CurrentPrincipal,
-    authenticator: AuthenticatorDep,
-) -> UserService:
-    return UserService(session, reader, principal, authenticator)
+async def get_user_service(context: ContextDep) -> UserService:
+    return context.users()
 
 
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
@@ -107,18 +115,16 @@ UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 S = TypeVar("S", bound=RecordService)
 
 
-def record_service(cls: type[S]) -> Callable[..., Any]:
+def record_service(cls: type[S]) -> Callable[..., Awaitable[S]]:
     """A dependency that builds `cls` for the request, with users as its owner directory."""
 
-    def build(
-        session: SessionDep, reader: ReaderDep, principal: CurrentPrincipal, users: UserServiceDep
-    ) -> S:
-        return cls(session, reader, principal, users)
+    async def build(context: ContextDep) -> S:
+        return cls(context.session, context.reader, context.principal, context.users())
 
     return build
 
 
-def get_time_range_filters(
+async def get_time_range_filters(
     created_after: Annotated[AwareDatetime | None, Query(description="created_at ≥ this")] = None,
     created_before: Annotated[AwareDatetime | None, Query(description="created_at < this")] = None,
     updated_after: Annotated[AwareDatetime | None, Query(description="updated_at ≥ this")] = None,

@@ -4,7 +4,7 @@ A resource passes its service dependency, its Create/Update/Read schemas and its
 dependency; the handlers below stay two lines each and identical across resources.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Annotated, Any
 from uuid import UUID
@@ -34,11 +34,11 @@ def add_record_routes(
     *,
     resource: str,
     singular: str,
-    service: Callable[..., RecordService],
+    service: Callable[..., Awaitable[RecordService]],
     create: type[BaseModel],
     update: type[BaseModel],
     read: type[BaseModel],
-    filters: Callable[..., dict[str, Any]],
+    filters: Callable[..., Awaitable[dict[str, Any]]],
 ) -> None:
     """List, create, get, update, archive and restore on `router` for one resource."""
     ServiceDep = Annotated[RecordService, Depends(service)]  # noqa: N806

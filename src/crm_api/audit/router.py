@@ -30,7 +30,7 @@ class AuditEntryRead(ReadModel):
     request_id: str | None
 
 
-def _managers_only(principal: CurrentPrincipal) -> Principal:
+async def _managers_only(principal: CurrentPrincipal) -> Principal:
     principal.require_role(Role.admin, Role.manager)
     return principal
 

@@ -13,7 +13,7 @@ from crm_api.routing import add_record_routes
 router = APIRouter(prefix="/v1/companies", tags=["companies"])
 
 
-def company_filters(
+async def company_filters(
     ranges: TimeRangeFilters,
     owner_id: UUID | None = None,
     lifecycle_stage: LifecycleStage | None = None,

@@ -21,7 +21,7 @@ ContactServiceDep = Annotated[ContactService, Depends(contact_service)]
 CompanyServiceDep = Annotated[CompanyService, Depends(record_service(CompanyService))]
 
 
-def contact_filters(
+async def contact_filters(
     ranges: TimeRangeFilters,
     lifecycle_stage: LifecycleStage | None = None,
     owner_id: UUID | None = None,

@@ -8,6 +8,7 @@ conflicts, the audit row and the outbox event then happen here, once, for every 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, NoReturn, Protocol
 from uuid import UUID
 
@@ -46,6 +47,11 @@ class RecordKind:
     internal_columns: frozenset[str] = frozenset({"name_key"})
     """Derived columns that appear in neither the API nor the audit log."""
 
+    @cached_property
+    def lock(self) -> Select[Any]:
+        """Selects the raw row by `:id` for update."""
+        return select(self.table).where(self.table.c.id == bindparam("id")).with_for_update()
+
 
 class OwnerDirectory(Protocol):
     """Who may own records: the users slice answers, core does not read its tables."""
@@ -61,7 +67,6 @@ class RecordRepository:
         self.table = kind.table
         self.session = session
         self.reader = reader
-        self._lock = select(self.table).where(self.table.c.id == bindparam("id")).with_for_update()
 
     async def read(self, record_id: UUID) -> Row | None:
         return await self.reader.one(
@@ -70,7 +75,7 @@ class RecordRepository:
 
     async def lock(self, record_id: UUID) -> Row | None:
         """The raw row, locked until commit (FOR UPDATE on PostgreSQL; SQLite locks on write)."""
-        result = await self.session.execute(self._lock, {"id": record_id})
+        result = await self.session.execute(self.kind.lock, {"id": record_id})
         row = result.mappings().first()
         return dict(row) if row else None
 
