@@ -16,7 +16,7 @@ from starlette.responses import Response
 from crm_api.core.openapi import CREATE, READ, WRITE
 from crm_api.core.records import RecordService
 from crm_api.core.responses import JSONBody, record_response
-from crm_api.core.schemas import page_of
+from crm_api.core.schemas import page_of, sent_fields
 from crm_api.deps import IfMatch, ListParamsDep
 
 
@@ -97,7 +97,7 @@ def add_record_routes(
         service: ServiceDep,
         if_match: IfMatch,
     ) -> Response:
-        changes = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
+        changes = sent_fields(body)
         return record_response(await service.update(record_id, changes, if_match))
 
     @router.delete(

@@ -1,5 +1,6 @@
 """Company rules: derived sort key and revenue/currency consistency."""
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +14,7 @@ from crm_api.core.records import RecordService
 class CompanyService(RecordService):
     kind = COMPANY
 
-    async def prepare(self, values: dict[str, Any], current: Row | None) -> None:
+    async def prepare(self, values: dict[str, Any], current: Row | None, at: datetime) -> None:
         if "name" in values:
             values["name_key"] = values["name"].casefold()
         merged = {**(current or {}), **values}

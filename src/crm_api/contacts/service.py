@@ -6,7 +6,6 @@ from typing import Any
 from crm_api.companies.service import CompanyService
 from crm_api.contacts.repository import CONTACT, add_lifecycle_change
 from crm_api.core.errors import Invalid
-from crm_api.core.ids import utcnow
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordService
 
@@ -21,7 +20,7 @@ def name_key(first_name: str | None, last_name: str | None) -> str:
 class ContactService(RecordService):
     kind = CONTACT
 
-    async def prepare(self, values: dict[str, Any], current: Row | None) -> None:
+    async def prepare(self, values: dict[str, Any], current: Row | None, at: datetime) -> None:
         merged = {**(current or {}), **values}
         if not any(merged.get(field) for field in _IDENTIFYING):
             raise Invalid(
@@ -32,7 +31,7 @@ class ContactService(RecordService):
             values["name_key"] = name_key(merged.get("first_name"), merged.get("last_name"))
         stage = values.get("lifecycle_stage")
         if stage is not None and (current is None or stage != current["lifecycle_stage"]):
-            values["lifecycle_stage_changed_at"] = utcnow()
+            values["lifecycle_stage_changed_at"] = at
         company_id = values.get("company_id")
         if company_id is not None and (current is None or company_id != current["company_id"]):
             companies = CompanyService(self.session, self.reader, self.principal, self.owners)

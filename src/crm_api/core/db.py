@@ -96,6 +96,17 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+async def lock_for_write(session: AsyncSession) -> None:
+    """On SQLite, take the database write lock now (BEGIN IMMEDIATE) so that what the
+    transaction reads next cannot change before it writes. PostgreSQL uses row locks instead."""
+    connection = await session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    driver = (await connection.get_raw_connection()).driver_connection
+    if driver is not None and not driver.in_transaction:
+        await connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 async def _init_raw_connection(connection: asyncpg.Connection) -> None:
     for json_type in ("json", "jsonb"):
         await connection.set_type_codec(

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.core.audit import diff
 from crm_api.core.changes import record_change
 from crm_api.core.concurrency import check_version
+from crm_api.core.db import lock_for_write
 from crm_api.core.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from crm_api.core.ids import utcnow, uuid7
 from crm_api.core.integrity import is_unique_violation
@@ -74,7 +75,8 @@ class RecordRepository:
         )
 
     async def lock(self, record_id: UUID) -> Row | None:
-        """The raw row, locked until commit (FOR UPDATE on PostgreSQL; SQLite locks on write)."""
+        """The raw row, locked until commit (FOR UPDATE; on SQLite, the database write lock)."""
+        await lock_for_write(self.session)
         result = await self.session.execute(self.kind.lock, {"id": record_id})
         row = result.mappings().first()
         return dict(row) if row else None
@@ -162,7 +164,7 @@ class RecordService:
             await self.owners.ensure_active(values["owner_id"], "body.owner_id")
         now = utcnow()
         record_id = uuid7()
-        await self.prepare(values, None)
+        await self.prepare(values, None, now)
         row = {
             **values,
             "id": record_id,
@@ -187,11 +189,11 @@ class RecordService:
         check_version(expected_version, current["version"])
         if "owner_id" in values:
             values["owner_id"] = await self._reassign(current["owner_id"], values["owner_id"])
-        await self.prepare(values, current)
+        now = utcnow()
+        await self.prepare(values, current, now)
         changes = diff(current, values)
         if not changes:
             return await self.get(record_id)
-        now = utcnow()
         new_values = {key: after for key, (_, after) in changes.items()}
         new_values.update(version=current["version"] + 1, updated_at=now)
         await self._write(current, new_values, new_values)
@@ -222,8 +224,9 @@ class RecordService:
 
     # -- hooks ---------------------------------------------------------------------------------
 
-    async def prepare(self, values: dict[str, Any], current: Row | None) -> None:
-        """Derive columns and check references in `values` (a create when `current` is None)."""
+    async def prepare(self, values: dict[str, Any], current: Row | None, at: datetime) -> None:
+        """Derive columns and check references in `values` (a create when `current` is None);
+        `at` is the write's one timestamp."""
 
     async def after_write(self, before: Row | None, after: Row, at: datetime) -> None:
         """Write side rows that belong to the change's transaction."""
@@ -260,8 +263,10 @@ class RecordService:
         except IntegrityError as error:
             await self._raise_conflict(error, unique, current["id"])
         if not written:
+            latest = await self.repository.lock(current["id"])
             raise PreconditionFailed(
-                f"The {self.kind.entity_type} changed while this request ran; re-read and retry."
+                f"The {self.kind.entity_type} changed while this request ran; re-read and retry.",
+                current_version=latest["version"] if latest else None,
             )
 
     async def _raise_conflict(

@@ -65,6 +65,12 @@ class Page(BaseModel, Generic[T]):
     total: int | None = Field(default=None, description="Only with `include_total=true`.")
 
 
+def sent_fields(body: BaseModel) -> dict[str, Any]:
+    """A PATCH body's top-level fields that were sent; nested objects are dumped whole, in the
+    same shape a create stores (exclude_unset would also strip their unset keys)."""
+    return body.model_dump(include=body.model_fields_set)
+
+
 def page_of(read: type[BaseModel]) -> type[Page[Any]]:
     """`Page[XRead]` under the name `XPage`, so generated clients get a readable class."""
     name = read.__name__.removesuffix("Read") + "Page"

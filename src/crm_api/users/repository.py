@@ -8,7 +8,7 @@ from uuid import UUID
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_api.core.db import table_of
+from crm_api.core.db import lock_for_write, table_of
 from crm_api.core.listing import ListParams, ListResult, ListSpec, run_list, sort_key
 from crm_api.core.reader import Reader, Row
 from crm_api.users.models import ApiKey, User
@@ -69,6 +69,7 @@ class UserRepository:
         return await self.reader.one(("users", "by_id"), _by_id, {"id": user_id})
 
     async def get_for_update(self, user_id: UUID) -> Row | None:
+        await lock_for_write(self.session)
         result = await self.session.execute(_by_id.with_for_update(), {"id": user_id})
         row = result.mappings().first()
         return dict(row) if row else None

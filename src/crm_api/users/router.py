@@ -7,7 +7,7 @@ from starlette.responses import Response
 from crm_api.core.enums import Role
 from crm_api.core.openapi import CREATE, READ, WRITE, problems
 from crm_api.core.responses import JSONBody, record_response
-from crm_api.core.schemas import SafeStr, page_of
+from crm_api.core.schemas import SafeStr, page_of, sent_fields
 from crm_api.deps import CurrentPrincipal, IfMatch, ListParamsDep, UserServiceDep
 from crm_api.routing import page_response
 from crm_api.users.schemas import (
@@ -68,7 +68,7 @@ async def get_user(user_id: UUID, users: UserServiceDep) -> Response:
 async def update_user(
     user_id: UUID, body: UserUpdate, users: UserServiceDep, if_match: IfMatch
 ) -> Response:
-    changes = body.model_dump(exclude_unset=True)
+    changes = sent_fields(body)
     return record_response(await users.update(user_id, changes, if_match))
 
 
