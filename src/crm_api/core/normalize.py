@@ -1,5 +1,6 @@
 """Canonical forms for emails, phones, domains and names, shared by every slice."""
 
+import ipaddress
 from urllib.parse import urlsplit
 
 import idna
@@ -17,7 +18,8 @@ def normalize_email(value: str) -> str:
         result = validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError as error:
         raise ValueError(f"not a valid email address: {error}") from None
-    return result.normalized.lower()
+    # The ASCII (punycode) form, where there is one, so one mailbox has one spelling.
+    return (result.ascii_email or result.normalized).lower()
 
 
 def normalize_phone(value: str, default_region: str) -> str:
@@ -29,6 +31,14 @@ def normalize_phone(value: str, default_region: str) -> str:
     if not phonenumbers.is_valid_number(number):
         raise ValueError(f"not a valid phone number for region {default_region.upper()}")
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def normalize_domain(value: str) -> str:
@@ -49,6 +59,8 @@ def normalize_domain(value: str) -> str:
         ascii_host = idna.encode(host, uts46=True).decode("ascii")
     except idna.IDNAError:
         raise ValueError("not a valid domain name") from None
+    if _is_ip_address(ascii_host):
+        raise ValueError("a company domain must be a name, not an IP address")
     if "." not in ascii_host or len(ascii_host) > 253:
         raise ValueError("a domain needs at least two labels, e.g. example.com")
     return ascii_host
