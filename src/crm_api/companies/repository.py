@@ -62,6 +62,8 @@ LISTING = ListSpec(
     binders={"q": prefix_search},
 )
 
+SUMMARY = select(*COMPANY_SUMMARY_COLUMNS).where(companies.c.id == bindparam("id"))
+
 COMPANY = RecordKind(
     entity_type="company",
     table=companies,

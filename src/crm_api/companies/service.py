@@ -3,8 +3,9 @@
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
-from crm_api.companies.repository import COMPANY
+from crm_api.companies.repository import COMPANY, SUMMARY
 from crm_api.core.errors import Invalid
 from crm_api.core.money import check_scale
 from crm_api.core.reader import Row
@@ -13,6 +14,10 @@ from crm_api.core.records import RecordService
 
 class CompanyService(RecordService):
     kind = COMPANY
+
+    async def summary(self, company_id: UUID) -> Row | None:
+        """`{id, name, domain}` of a company, archived or not, for embedding in other records."""
+        return await self.reader.one(("company", "summary"), SUMMARY, {"id": company_id})
 
     async def prepare(self, values: dict[str, Any], current: Row | None, at: datetime) -> None:
         if "name" in values:

@@ -4,8 +4,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, insert, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, or_, select
 
 from crm_api.companies.repository import COMPANY_SUMMARY_COLUMNS, company_summary
 from crm_api.contacts.models import Contact, LifecycleChange
@@ -80,22 +79,19 @@ CONTACT = RecordKind(
 )
 
 
-async def add_lifecycle_change(
-    session: AsyncSession,
-    *,
-    contact_id: UUID,
-    from_stage: str | None,
-    to_stage: str,
-    at: datetime,
-    by: UUID,
-) -> None:
-    await session.execute(
-        insert(lifecycle_changes).values(
-            id=uuid7(),
-            contact_id=contact_id,
-            from_stage=from_stage,
-            to_stage=to_stage,
-            changed_at=at,
-            changed_by=by,
-        )
-    )
+def lifecycle_change_row(
+    *, contact_id: UUID, from_stage: str | None, to_stage: str, at: datetime, by: UUID
+) -> dict[str, Any]:
+    return {
+        "id": uuid7(),
+        "contact_id": contact_id,
+        "from_stage": from_stage,
+        "to_stage": to_stage,
+        "changed_at": at,
+        "changed_by": by,
+    }
+
+
+def with_company_summary(row: Row, summary: Row | None) -> Row:
+    """A raw contact row in the read shape, given its company's summary."""
+    return {**row, **{_COMPANY + key: (summary or {}).get(key) for key in ("id", "name", "domain")}}

@@ -4,7 +4,13 @@ from datetime import datetime
 from typing import Any
 
 from crm_api.companies.service import CompanyService
-from crm_api.contacts.repository import CONTACT, add_lifecycle_change
+from crm_api.contacts.repository import (
+    CONTACT,
+    lifecycle_change_row,
+    lifecycle_changes,
+    with_company_summary,
+)
+from crm_api.core.batch import InsertBatch
 from crm_api.core.errors import Invalid
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordService
@@ -34,17 +40,24 @@ class ContactService(RecordService):
             values["lifecycle_stage_changed_at"] = at
         company_id = values.get("company_id")
         if company_id is not None and (current is None or company_id != current["company_id"]):
-            companies = CompanyService(self.session, self.reader, self.principal, self.owners)
-            await companies.ensure_live(company_id, "body.company_id")
+            await self._companies().ensure_live(company_id, "body.company_id")
 
-    async def after_write(self, before: Row | None, after: Row, at: datetime) -> None:
+    def after_write(self, batch: InsertBatch, before: Row | None, after: Row, at: datetime) -> None:
         from_stage = before["lifecycle_stage"] if before else None
         if from_stage != after["lifecycle_stage"]:
-            await add_lifecycle_change(
-                self.session,
+            change = lifecycle_change_row(
                 contact_id=after["id"],
                 from_stage=from_stage,
                 to_stage=after["lifecycle_stage"],
                 at=at,
                 by=self.principal.user_id,
             )
+            batch.add(lifecycle_changes, change)
+
+    async def represent(self, row: Row) -> dict[str, Any]:
+        company_id = row["company_id"]
+        summary = await self._companies().summary(company_id) if company_id else None
+        return self.kind.to_read(with_company_summary(row, summary))
+
+    def _companies(self) -> CompanyService:
+        return CompanyService(self.session, self.reader, self.principal, self.owners)

@@ -4,12 +4,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Index, String, Uuid, bindparam, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Index, String, Uuid, bindparam, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_api.core.db import Base, JSONType, UTCDateTime, table_of
-from crm_api.core.ids import utcnow, uuid7
+from crm_api.core.ids import uuid7
 from crm_api.core.listing import ListSpec, sort_key
 from crm_api.core.logging import request_id_var
 from crm_api.core.principal import Principal
@@ -57,26 +56,23 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
     }
 
 
-async def record_audit(
-    session: AsyncSession,
+def audit_row(
     *,
     principal: Principal | None,
     action: str,
     entity_type: str,
     entity_id: UUID,
     changes: dict[str, list[Any]],
-    at: datetime | None = None,
-) -> None:
-    await session.execute(
-        insert(AuditEntry).values(
-            id=uuid7(),
-            occurred_at=at or utcnow(),
-            actor_user_id=principal.user_id if principal else None,
-            actor_api_key_id=principal.api_key_id if principal else None,
-            action=action,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            changes=changes,
-            request_id=request_id_var.get(),
-        )
-    )
+    at: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": uuid7(),
+        "occurred_at": at,
+        "actor_user_id": principal.user_id if principal else None,
+        "actor_api_key_id": principal.api_key_id if principal else None,
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "changes": changes,
+        "request_id": request_id_var.get(),
+    }

@@ -1,4 +1,4 @@
-"""One call that writes a change's audit row and outbox event together."""
+"""A change's audit row and outbox event, added to the batch that writes the change."""
 
 from datetime import datetime
 from typing import Any
@@ -7,8 +7,9 @@ from uuid import UUID
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_api.core.audit import record_audit
-from crm_api.core.events import record_event
+from crm_api.core.audit import audit_log, audit_row
+from crm_api.core.batch import InsertBatch
+from crm_api.core.events import event_row, events
 from crm_api.core.principal import Principal
 
 
@@ -17,8 +18,8 @@ def jsonable(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value, default=str))
 
 
-async def record_change(
-    session: AsyncSession,
+def record_change(
+    batch: InsertBatch,
     *,
     principal: Principal | None,
     action: str,
@@ -29,21 +30,32 @@ async def record_change(
     at: datetime,
 ) -> None:
     """`action` is a past-tense verb (`created`, `updated`, …); the event is `<entity>.<action>`."""
-    await record_audit(
-        session,
-        principal=principal,
-        action=action,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        changes=jsonable(changes),
-        at=at,
+    batch.add(
+        audit_log,
+        audit_row(
+            principal=principal,
+            action=action,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            changes=jsonable(changes),
+            at=at,
+        ),
     )
-    await record_event(
-        session,
-        type=f"{entity_type}.{action}",
-        entity_type=entity_type,
-        entity_id=entity_id,
-        data=jsonable(data),
-        at=at,
-        changed_fields=sorted(changes) if action == "updated" else None,
+    batch.add(
+        events,
+        event_row(
+            type=f"{entity_type}.{action}",
+            entity_type=entity_type,
+            entity_id=entity_id,
+            data=jsonable(data),
+            at=at,
+            changed_fields=sorted(changes) if action == "updated" else None,
+        ),
     )
+
+
+async def write_change(session: AsyncSession, **change: Any) -> None:
+    """`record_change` for a change whose own row is already written: flushes at once."""
+    batch = InsertBatch()
+    record_change(batch, **change)
+    await batch.flush(session)

@@ -4,11 +4,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Index, Integer, String, Uuid, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import BigInteger, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_api.core.db import Base, JSONType, UTCDateTime
+from crm_api.core.db import Base, JSONType, UTCDateTime, table_of
 from crm_api.core.ids import uuid7
 
 
@@ -29,8 +28,10 @@ class Event(Base):
     __table_args__ = (Index("ix_events_type_sequence", "type", "sequence"),)
 
 
-async def record_event(
-    session: AsyncSession,
+events = table_of(Event)
+
+
+def event_row(
     *,
     type: str,
     entity_type: str,
@@ -38,15 +39,13 @@ async def record_event(
     data: dict[str, Any],
     at: datetime,
     changed_fields: list[str] | None = None,
-) -> None:
-    await session.execute(
-        insert(Event).values(
-            id=uuid7(),
-            type=type,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            occurred_at=at,
-            changed_fields=changed_fields,
-            data=data,
-        )
-    )
+) -> dict[str, Any]:
+    return {
+        "id": uuid7(),
+        "type": type,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "occurred_at": at,
+        "changed_fields": changed_fields,
+        "data": data,
+    }

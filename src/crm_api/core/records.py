@@ -12,11 +12,12 @@ from functools import cached_property
 from typing import Any, NoReturn, Protocol
 from uuid import UUID
 
-from sqlalchemy import Select, Table, bindparam, insert, select, update
+from sqlalchemy import Select, Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.core.audit import diff
+from crm_api.core.batch import InsertBatch
 from crm_api.core.changes import record_change
 from crm_api.core.concurrency import check_version
 from crm_api.core.db import lock_for_write
@@ -80,9 +81,6 @@ class RecordRepository:
         result = await self.session.execute(self.kind.lock, {"id": record_id})
         row = result.mappings().first()
         return dict(row) if row else None
-
-    async def insert(self, values: Mapping[str, Any]) -> None:
-        await self.session.execute(insert(self.table).values(**values))
 
     async def update(self, record_id: UUID, version: int, values: Mapping[str, Any]) -> bool:
         """Writes `values` if the row is still at `version`; False if it moved on. The lock
@@ -163,23 +161,24 @@ class RecordService:
         if values["owner_id"] != principal.user_id:
             await self.owners.ensure_active(values["owner_id"], "body.owner_id")
         now = utcnow()
-        record_id = uuid7()
         await self.prepare(values, None, now)
         row = {
             **values,
-            "id": record_id,
+            "id": uuid7(),
             "version": 1,
             "created_by": principal.user_id,
             "created_at": now,
             "updated_at": now,
             "archived_at": None,
         }
+        batch = InsertBatch()
+        batch.add(self.kind.table, row)
+        record = await self._changed(batch, "created", None, row, diff({}, values), now)
         try:
-            await self.repository.insert(row)
+            await batch.flush(self.session)
         except IntegrityError as error:
             await self._raise_conflict(error, row, None)
-        await self.after_write(None, row, now)
-        return await self._changed("created", record_id, diff({}, values), now)
+        return record
 
     async def update(
         self, record_id: UUID, values: dict[str, Any], expected_version: int | None
@@ -193,12 +192,10 @@ class RecordService:
         await self.prepare(values, current, now)
         changes = diff(current, values)
         if not changes:
-            return await self.get(record_id)
+            return await self.represent(current)
         new_values = {key: after for key, (_, after) in changes.items()}
         new_values.update(version=current["version"] + 1, updated_at=now)
-        await self._write(current, new_values, new_values)
-        await self.after_write(current, {**current, **new_values}, now)
-        return await self._changed("updated", record_id, changes, now)
+        return await self._write(current, new_values, new_values, "updated", changes, now)
 
     async def archive(self, record_id: UUID, expected_version: int | None) -> None:
         current = await self._locked(record_id)
@@ -208,19 +205,17 @@ class RecordService:
             return  # archiving is idempotent
         now = utcnow()
         values = {"archived_at": now, "version": current["version"] + 1, "updated_at": now}
-        await self._write(current, values, {})
-        await self._changed("archived", record_id, {"archived_at": [None, now]}, now)
+        await self._write(current, values, {}, "archived", {"archived_at": [None, now]}, now)
 
     async def restore(self, record_id: UUID) -> dict[str, Any]:
         current = await self._locked(record_id)
         self.principal.require_owner_or_manager(current["owner_id"])
         if current["archived_at"] is None:
-            return await self.get(record_id)
+            return await self.represent(current)
         now = utcnow()
         values = {"archived_at": None, "version": current["version"] + 1, "updated_at": now}
-        await self._write(current, values, current)
         changes = {"archived_at": [current["archived_at"], None]}
-        return await self._changed("restored", record_id, changes, now)
+        return await self._write(current, values, current, "restored", changes, now)
 
     # -- hooks ---------------------------------------------------------------------------------
 
@@ -228,8 +223,12 @@ class RecordService:
         """Derive columns and check references in `values` (a create when `current` is None);
         `at` is the write's one timestamp."""
 
-    async def after_write(self, before: Row | None, after: Row, at: datetime) -> None:
-        """Write side rows that belong to the change's transaction."""
+    def after_write(self, batch: InsertBatch, before: Row | None, after: Row, at: datetime) -> None:
+        """Add side rows (such as history) that belong to the change to `batch`."""
+
+    async def represent(self, row: Row) -> dict[str, Any]:
+        """The API representation of a raw table row (without re-reading it)."""
+        return self.kind.to_read(row)
 
     # -- shared steps --------------------------------------------------------------------------
 
@@ -255,9 +254,16 @@ class RecordService:
         return owner
 
     async def _write(
-        self, current: Row, values: Mapping[str, Any], unique: Mapping[str, Any]
-    ) -> None:
-        """Updates the `current` row; `unique` holds the values that may clash with others."""
+        self,
+        current: Row,
+        values: dict[str, Any],
+        unique: Mapping[str, Any],
+        action: str,
+        changes: dict[str, list[Any]],
+        at: datetime,
+    ) -> dict[str, Any]:
+        """Updates the `current` row and records the change; `unique` holds the values that may
+        clash with other records."""
         try:
             written = await self.repository.update(current["id"], current["version"], values)
         except IntegrityError as error:
@@ -268,6 +274,10 @@ class RecordService:
                 f"The {self.kind.entity_type} changed while this request ran; re-read and retry.",
                 current_version=latest["version"] if latest else None,
             )
+        batch = InsertBatch()
+        record = await self._changed(batch, action, current, {**current, **values}, changes, at)
+        await batch.flush(self.session)
+        return record
 
     async def _raise_conflict(
         self, error: IntegrityError, values: Mapping[str, Any], record_id: UUID | None
@@ -287,18 +297,25 @@ class RecordService:
         raise Conflict(f"The {self.kind.entity_type} clashes with an existing one.") from None
 
     async def _changed(
-        self, action: str, record_id: UUID, changes: dict[str, list[Any]], at: datetime
+        self,
+        batch: InsertBatch,
+        action: str,
+        before: Row | None,
+        after: Row,
+        changes: dict[str, list[Any]],
+        at: datetime,
     ) -> dict[str, Any]:
-        record = await self.get(record_id)
+        """Adds the change's side rows, audit row and event to `batch`; returns the record."""
+        self.after_write(batch, before, after, at)
+        record = await self.represent(after)
         hidden = self.kind.internal_columns
-        changes = {key: change for key, change in changes.items() if key not in hidden}
-        await record_change(
-            self.session,
+        record_change(
+            batch,
             principal=self.principal,
             action=action,
             entity_type=self.kind.entity_type,
-            entity_id=record_id,
-            changes=changes,
+            entity_id=after["id"],
+            changes={key: change for key, change in changes.items() if key not in hidden},
             data=record,
             at=at,
         )

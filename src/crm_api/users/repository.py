@@ -78,7 +78,7 @@ class UserRepository:
         return await self.reader.one(("users", "by_email"), _by_email, {"email": email})
 
     async def insert(self, values: Mapping[str, Any]) -> None:
-        await self.session.execute(insert(users).values(**values))
+        await self.session.execute(insert(users), dict(values))
 
     async def update(self, user_id: UUID, version: int, values: Mapping[str, Any]) -> bool:
         """Writes `values` if the user is still at `version`; False if it moved on."""
@@ -100,7 +100,7 @@ class ApiKeyRepository:
         return await self.reader.one(("api_keys", "by_id"), stmt, {"id": key_id})
 
     async def insert(self, values: Mapping[str, Any]) -> None:
-        await self.session.execute(insert(api_keys).values(**values))
+        await self.session.execute(insert(api_keys), dict(values))
 
     async def revoke(self, key_id: UUID, at: datetime) -> None:
         await self.session.execute(

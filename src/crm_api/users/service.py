@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.core.audit import diff
-from crm_api.core.changes import record_change
+from crm_api.core.changes import write_change
 from crm_api.core.concurrency import check_version
 from crm_api.core.enums import Role
 from crm_api.core.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
@@ -128,7 +128,7 @@ class UserService:
         self, action: str, user_id: UUID, changes: dict[str, list[Any]], at: Any
     ) -> Row:
         row = await self.get(user_id)
-        await record_change(
+        await write_change(
             self.session,
             principal=self.principal,
             action=action,
@@ -172,7 +172,7 @@ class UserService:
         }
         await self.keys.insert(row)
         public = _public_key(row)
-        await record_change(
+        await write_change(
             self.session,
             principal=self.principal,
             action="created",
@@ -201,7 +201,7 @@ class UserService:
             return
         now = utcnow()
         await self.keys.revoke(key_id, now)
-        await record_change(
+        await write_change(
             self.session,
             principal=self.principal,
             action="revoked",

@@ -1,0 +1,54 @@
+"""The inserts that make up one change, sent to the database together.
+
+A create writes the record, its history rows, its audit row and its outbox event. On
+PostgreSQL they go as one statement (a chain of data-modifying CTEs): one round trip instead
+of one per row, and atomic even on its own. SQLite cannot put DML in a CTE, so there they go
+one by one, inside the session's transaction all the same.
+"""
+
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Insert, Table, bindparam, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+_Shape = tuple[tuple[Table, tuple[str, ...]], ...]
+
+
+class InsertBatch:
+    def __init__(self) -> None:
+        self._rows: list[tuple[Table, dict[str, Any]]] = []
+
+    def add(self, table: Table, values: dict[str, Any]) -> None:
+        self._rows.append((table, values))
+
+    async def flush(self, session: AsyncSession) -> None:
+        rows, self._rows = self._rows, []
+        bind = session.bind
+        if len(rows) > 1 and bind is not None and bind.dialect.name == "postgresql":
+            shape = tuple((table, tuple(values)) for table, values in rows)
+            params = {
+                f"p{i}_{column}": value
+                for i, (_, values) in enumerate(rows)
+                for column, value in values.items()
+            }
+            await session.execute(_chained_insert(shape), params)
+            return
+        for table, values in rows:
+            await session.execute(insert(table), values)
+
+
+@lru_cache(maxsize=512)
+def _chained_insert(shape: _Shape) -> Insert:
+    """One INSERT per (table, columns), the first ones as CTEs of the last; built once per shape
+    so SQLAlchemy compiles it once."""
+
+    def insert_of(index: int, table: Table, columns: tuple[str, ...]) -> Insert:
+        values = {c: bindparam(f"p{index}_{c}", type_=table.c[c].type) for c in columns}
+        return insert(table).values(values)
+
+    *leading, (last_table, last_columns) = shape
+    statement = insert_of(len(leading), last_table, last_columns)
+    for index, (table, columns) in enumerate(leading):
+        statement = statement.add_cte(insert_of(index, table, columns).cte(f"w{index}"))
+    return statement
