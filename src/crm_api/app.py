@@ -75,14 +75,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.authenticator = Authenticator(db, settings.auth_cache_ttl_seconds)
     app.state.migration_heads = head_revisions(settings.database_url)
 
+    # Routes are matched in order: the busiest resources first.
     for router in (
-        health_router,
-        users_router,
-        keys_router,
         contacts_router,
         companies_router,
         company_contacts_router,
+        users_router,
+        keys_router,
         audit_router,
+        health_router,
     ):
         app.include_router(router)
     add_docs(app)
