@@ -1,5 +1,6 @@
 """The application factory: routers, problem handlers, middleware and lifespan."""
 
+import gc
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -58,6 +59,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.start()
+        # Everything loaded so far (modules, models, schemas) lives as long as the process.
+        # Freezing it keeps the collector from re-scanning it: full collections otherwise cost
+        # ~100 ms each under load and set the p99 latency.
+        gc.freeze()
         yield
         await db.close()
 

@@ -114,6 +114,14 @@ async def _init_raw_connection(connection: asyncpg.Connection) -> None:
         )
 
 
+async def _reset_raw_connection(connection: asyncpg.Connection) -> None:
+    # The raw pool only runs single autocommit SELECTs, so asyncpg's default reset (a round trip
+    # of UNLISTEN, RESET ALL, ... on every release) has nothing to undo; only an interrupted
+    # transaction would.
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
 class Database:
     """The engine and session factory; on PostgreSQL also a raw asyncpg pool for hot reads."""
 
@@ -137,6 +145,7 @@ class Database:
             min_size=1,
             max_size=self.pool_size,
             init=_init_raw_connection,
+            reset=_reset_raw_connection,
         )
 
     async def close(self) -> None:

@@ -1,0 +1,1 @@
+-- The same request every time (the URL given to wrk): wrk's fast path, plus done() for results.

@@ -1,0 +1,124 @@
+"""The results: the printed table, the targets from the issue, and the JSON file."""
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from load import Measurement
+
+# (what, key of the measured value, limit, True if the value must stay at or below the limit)
+TARGETS = (
+    ("GET one >= 0.5x baseline", "get_one.ratio", 0.5, False),
+    ("GET one crm p99 < 100 ms", "get_one.crm_p99_ms", 100.0, True),
+    ("list 50 >= 0.4x baseline", "list_first.ratio", 0.4, False),
+    ("deep page p50 <= 1.5x first page p50", "deep_over_first_p50", 1.5, True),
+    ("POST create >= 0.35x baseline", "post.ratio", 0.35, False),
+)
+
+
+@dataclass
+class Report:
+    started_at: str
+    config: dict[str, Any]
+    dataset: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    """Anything that makes a number untrustworthy: error responses, a busy machine, a failure."""
+    targets: list[dict[str, Any]] = field(default_factory=list)
+    profile_get_one: str | None = None
+
+    def add(
+        self, key: str, name: str, crm_runs: list[Measurement], baseline_runs: list[Measurement]
+    ) -> None:
+        """One scenario's result: of each server's runs, the one with the median req/s."""
+        crm, baseline = median_run(crm_runs), median_run(baseline_runs)
+        self.results[key] = {
+            "scenario": name,
+            "crm": {**asdict(crm), "rps": round(crm.rps, 1)},
+            "baseline": {**asdict(baseline), "rps": round(baseline.rps, 1)},
+            "ratio": round(crm.rps / baseline.rps, 3) if baseline.rps else 0.0,
+            "rounds_rps": {
+                "crm": [round(run.rps) for run in crm_runs],
+                "baseline": [round(run.rps) for run in baseline_runs],
+            },
+        }
+        for server, runs in (("crm", crm_runs), ("baseline", baseline_runs)):
+            for result in runs:
+                if result.non_2xx_3xx or result.socket_errors:
+                    self.problems.append(
+                        f"{server} / {name}: {result.non_2xx_3xx} non-2xx/3xx responses and "
+                        f"{result.socket_errors} socket errors in {result.requests} requests"
+                    )
+
+    def fail(self, key: str, name: str, error: str) -> None:
+        self.results[key] = {"scenario": name, "error": error}
+        self.problems.append(f"{name}: not measured: {error}")
+
+    def check_targets(self) -> None:
+        values = self._target_values()
+        for what, key, limit, at_most in TARGETS:
+            value = values.get(key)
+            met = value is not None and (value <= limit if at_most else value >= limit)
+            self.targets.append({"target": what, "actual": value, "limit": limit, "met": met})
+
+    def _target_values(self) -> dict[str, float]:
+        values = {}
+        for key, result in self.results.items():
+            if "error" not in result:
+                values[f"{key}.ratio"] = result["ratio"]
+                values[f"{key}.crm_p99_ms"] = result["crm"]["p99_us"] / 1000
+        first, deep = self.results.get("list_first", {}), self.results.get("list_deep", {})
+        if "crm" in first and "crm" in deep:
+            values["deep_over_first_p50"] = round(deep["crm"]["p50_us"] / first["crm"]["p50_us"], 3)
+            self.dataset["deep_over_first_p50"] = values["deep_over_first_p50"]
+        return values
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2, default=str) + "\n")
+
+
+def median_run(runs: list[Measurement]) -> Measurement:
+    """A real run (its percentiles belong together), not a mix of several runs' numbers."""
+    return sorted(runs, key=lambda run: run.rps)[(len(runs) - 1) // 2]
+
+
+def _ms(micros: float) -> str:
+    return f"{micros / 1000:.2f} ms"
+
+
+def table(report: Report) -> str:
+    header = ("scenario", "crm req/s", "crm p50", "crm p99", "baseline req/s", "baseline p50",
+              "baseline p99", "ratio crm/baseline")  # fmt: skip
+    lines = [header]
+    for result in report.results.values():
+        if "error" in result:
+            lines.append((result["scenario"], *["FAILED"] * 7))
+            continue
+        crm, base = result["crm"], result["baseline"]
+        lines.append((
+            result["scenario"],
+            f"{crm['rps']:,.0f}", _ms(crm["p50_us"]), _ms(crm["p99_us"]),
+            f"{base['rps']:,.0f}", _ms(base["p50_us"]), _ms(base["p99_us"]),
+            f"{result['ratio']:.2f}x",
+        ))  # fmt: skip
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    rows = ["| " + " | ".join(map(str.ljust, line, widths)) + " |" for line in lines]
+    rows.insert(1, "|" + "|".join("-" * (width + 2) for width in widths) + "|")
+    return "\n".join(rows)
+
+
+def render(report: Report, load_line: str) -> str:
+    deep_ratio = report.dataset.get("deep_over_first_p50")
+    lines = [load_line, "", table(report), ""]
+    if deep_ratio is not None:
+        lines.append(f"crm deep page p50 / first page p50: {deep_ratio:.2f}")
+    lines.append("")
+    for target in report.targets:
+        mark = "met   " if target["met"] else "MISSED"
+        lines.append(f"  [{mark}] {target['target']}: actual {target['actual']}")
+    if report.problems:
+        lines += ["", "!" * 88, "!!! PROBLEMS: the numbers above may not mean what they say"]
+        lines += [f"!!! {problem}" for problem in report.problems]
+        lines.append("!" * 88)
+    return "\n".join(lines)
