@@ -83,8 +83,9 @@ async def make_actor(app: Any, db: Database, role: Role, scopes: list[str] | Non
     email = f"{role.value}-{uuid4().hex[:8]}@example.com"
     async with db.sessionmaker() as session:
         users = UserService(session, Reader(db, session), None)
-        user = await users.create({"email": email, "name": f"Test {role.value}", "role": role,
-                                   "team": None})
+        user = await users.create(
+            {"email": email, "name": f"Test {role.value}", "role": role, "team": None}
+        )
         key = await users.create_api_key(
             name="tests", scopes=scopes or list(ALL_SCOPES), user_id=user["id"]
         )

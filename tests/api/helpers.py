@@ -16,7 +16,9 @@ def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str
     assert body["type"].endswith(f"/problems/{slug}"), body["type"]
     assert body["title"]
     assert "Traceback" not in response.text
-    assert response.headers["x-request-id"] == body.get("request_id", response.headers["x-request-id"])
+    assert response.headers["x-request-id"] == body.get(
+        "request_id", response.headers["x-request-id"]
+    )
     return body
 
 
