@@ -10,7 +10,8 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Insert, Table, bindparam, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.core.reader import Reader
 
 _Shape = tuple[tuple[Table, tuple[str, ...]], ...]
 
@@ -22,20 +23,19 @@ class InsertBatch:
     def add(self, table: Table, values: dict[str, Any]) -> None:
         self._rows.append((table, values))
 
-    async def flush(self, session: AsyncSession) -> None:
+    async def flush(self, reader: Reader) -> None:
         rows, self._rows = self._rows, []
-        bind = session.bind
-        if len(rows) > 1 and bind is not None and bind.dialect.name == "postgresql":
-            shape = tuple((table, tuple(values)) for table, values in rows)
-            params = {
-                f"p{i}_{column}": value
-                for i, (_, values) in enumerate(rows)
-                for column, value in values.items()
-            }
-            await session.execute(_chained_insert(shape), params)
+        if reader.db.is_sqlite:
+            for table, values in rows:
+                await reader.session.execute(insert(table), values)
             return
-        for table, values in rows:
-            await session.execute(insert(table), values)
+        shape = tuple((table, tuple(values)) for table, values in rows)
+        params = {
+            f"p{i}_{column}": value
+            for i, (_, values) in enumerate(rows)
+            for column, value in values.items()
+        }
+        await reader.execute_atomic(("insert-batch", shape), _chained_insert(shape), params)
 
 
 @lru_cache(maxsize=512)

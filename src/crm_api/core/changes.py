@@ -4,18 +4,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import orjson
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from crm_api.core.audit import audit_log, audit_row
 from crm_api.core.batch import InsertBatch
 from crm_api.core.events import event_row, events
 from crm_api.core.principal import Principal
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON values (UUIDs, datetimes and decimals as strings) for JSON columns."""
-    return orjson.loads(orjson.dumps(value, default=str))
+from crm_api.core.reader import Reader
 
 
 def record_change(
@@ -37,7 +30,7 @@ def record_change(
             action=action,
             entity_type=entity_type,
             entity_id=entity_id,
-            changes=jsonable(changes),
+            changes=changes,
             at=at,
         ),
     )
@@ -47,15 +40,15 @@ def record_change(
             type=f"{entity_type}.{action}",
             entity_type=entity_type,
             entity_id=entity_id,
-            data=jsonable(data),
+            data=data,
             at=at,
             changed_fields=sorted(changes) if action == "updated" else None,
         ),
     )
 
 
-async def write_change(session: AsyncSession, **change: Any) -> None:
+async def write_change(reader: Reader, **change: Any) -> None:
     """`record_change` for a change whose own row is already written: flushes at once."""
     batch = InsertBatch()
     record_change(batch, **change)
-    await batch.flush(session)
+    await batch.flush(reader)

@@ -61,7 +61,8 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
 def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    # UUIDs and datetimes have native orjson forms; anything else (Decimal) is stored as its str.
+    return orjson.dumps(value, default=str).decode()
 
 
 def is_sqlite(url: str) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Insert, Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.core.db import Database
@@ -32,7 +32,7 @@ class _Compiled:
 _compiled: dict[Hashable, _Compiled] = {}
 
 
-def _compile(db: Database, key: Hashable, stmt: Select[Any]) -> _Compiled:
+def _compile(db: Database, key: Hashable, stmt: Select[Any] | Insert) -> _Compiled:
     found = _compiled.get(key)
     if found is None:
         compiled = stmt.compile(dialect=db.engine.dialect)
@@ -65,6 +65,21 @@ class Reader:
         async with pool.acquire() as connection:
             records = await connection.fetch(compiled.sql, *args)
         return [dict(record) for record in records]
+
+    async def execute_atomic(
+        self, key: Hashable, stmt: Insert, params: Mapping[str, Any]
+    ) -> None:
+        """Runs one self-contained write. With no transaction open in the session it runs alone
+        on the raw pool (a single statement is atomic by itself: no BEGIN/COMMIT round trips);
+        otherwise it joins the session's transaction."""
+        pool = self.db.raw_pool
+        if pool is None or self.session.in_transaction():
+            await self.session.execute(stmt, dict(params))
+            return
+        compiled = _compile(self.db, key, stmt)
+        args = [params.get(name, compiled.defaults.get(name)) for name in compiled.param_names]
+        async with pool.acquire() as connection:
+            await connection.execute(compiled.sql, *args)
 
     async def one(self, key: Hashable, stmt: Select[Any], params: Mapping[str, Any]) -> Row | None:
         rows = await self.all(key, stmt, params)

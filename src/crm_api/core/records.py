@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any, NoReturn, Protocol
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import Select, Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -175,8 +176,8 @@ class RecordService:
         batch.add(self.kind.table, row)
         record = await self._changed(batch, "created", None, row, diff({}, values), now)
         try:
-            await batch.flush(self.session)
-        except IntegrityError as error:
+            await batch.flush(self.reader)
+        except (IntegrityError, asyncpg.UniqueViolationError) as error:
             await self._raise_conflict(error, row, None)
         return record
 
@@ -276,11 +277,11 @@ class RecordService:
             )
         batch = InsertBatch()
         record = await self._changed(batch, action, current, {**current, **values}, changes, at)
-        await batch.flush(self.session)
+        await batch.flush(self.reader)
         return record
 
     async def _raise_conflict(
-        self, error: IntegrityError, values: Mapping[str, Any], record_id: UUID | None
+        self, error: Exception, values: Mapping[str, Any], record_id: UUID | None
     ) -> NoReturn:
         """A unique-key clash becomes a 409 naming the live holder; anything else re-raises."""
         if not is_unique_violation(error):

@@ -36,6 +36,7 @@ class UserService:
         authenticator: Authenticator | None = None,
     ) -> None:
         self.session = session
+        self.reader = reader
         self.authenticator = authenticator
         self.principal = principal
         self.users = UserRepository(session, reader)
@@ -129,7 +130,7 @@ class UserService:
     ) -> Row:
         row = await self.get(user_id)
         await write_change(
-            self.session,
+            self.reader,
             principal=self.principal,
             action=action,
             entity_type="user",
@@ -173,7 +174,7 @@ class UserService:
         await self.keys.insert(row)
         public = _public_key(row)
         await write_change(
-            self.session,
+            self.reader,
             principal=self.principal,
             action="created",
             entity_type="api_key",
@@ -202,7 +203,7 @@ class UserService:
         now = utcnow()
         await self.keys.revoke(key_id, now)
         await write_change(
-            self.session,
+            self.reader,
             principal=self.principal,
             action="revoked",
             entity_type="api_key",
