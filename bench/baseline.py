@@ -4,7 +4,7 @@ It serves the crm-api hot paths against the same tables with the same SQL, so cr
 price of everything crm-api adds (auth, validation, SQLAlchemy, audit and events, middleware):
 
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/crm_bench BENCH_OWNER_ID=<user id> \
-        /tmp/venv/bin/uvicorn baseline:app --app-dir bench --workers 2 --no-access-log --port 8200
+        .venv/bin/uvicorn baseline:app --app-dir bench --workers 2 --no-access-log --port 8200
 """
 
 import os

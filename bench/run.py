@@ -1,8 +1,8 @@
 """Benchmark crm-api against a bare Starlette + asyncpg baseline with wrk, on one dataset.
 
-    /tmp/venv/bin/python bench/run.py                     # 1M contacts, fresh database
-    /tmp/venv/bin/python bench/run.py --contacts 50000    # a quick run
-    /tmp/venv/bin/python bench/run.py --reuse             # keep the data of a previous run
+    .venv/bin/python bench/run.py                     # 1M contacts, fresh database
+    .venv/bin/python bench/run.py --contacts 50000    # a quick run
+    .venv/bin/python bench/run.py --reuse             # keep the data of a previous run
 
 See bench/README.md for what each scenario measures and how the ratios are computed.
 """
@@ -60,6 +60,7 @@ class Config:
     quiet_wait: int
     retries: int
     profile: str
+    only: frozenset[str]
     out_dir: Path
 
     def dsn(self, database: str) -> str:
@@ -408,7 +409,8 @@ def run(config: Config) -> int:
         print(f"servers up; crm workers {crm.worker_pids()}", flush=True)
         # POST last: the rows it adds must not shift the pages the list scenarios read.
         for scenario in scenarios(fixtures):
-            bench.run_scenario(scenario)
+            if not config.only or scenario.key in config.only:
+                bench.run_scenario(scenario)
         report.check_targets()
         missed = not all(target["met"] for target in report.targets)
         if config.profile == "always" or (config.profile == "auto" and missed):
@@ -494,6 +496,12 @@ def parse_args() -> Config:
         choices=("auto", "always", "never"),
         default="auto",
         help="py-spy the crm workers during an extra GET-one run; auto: if a target is missed",
+    )
+    add(
+        "--only",
+        type=lambda text: frozenset(text.split(",")),
+        default=frozenset(),
+        help="comma-separated scenarios to run: get_one,list_first,list_deep,post (default: all)",
     )
     args = parser.parse_args()
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", args.db_name):
