@@ -59,18 +59,9 @@ def cmd_create_api_key(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    import uvicorn
+    from crm_api.server import serve
 
-    uvicorn.run(
-        "crm_api.app:create_app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-    )
+    serve(args.host, args.port, args.workers)
 
 
 def cmd_quickstart(args: argparse.Namespace) -> None:

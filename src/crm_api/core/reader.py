@@ -66,9 +66,7 @@ class Reader:
             records = await connection.fetch(compiled.sql, *args)
         return [dict(record) for record in records]
 
-    async def execute_atomic(
-        self, key: Hashable, stmt: Insert, params: Mapping[str, Any]
-    ) -> None:
+    async def execute_atomic(self, key: Hashable, stmt: Insert, params: Mapping[str, Any]) -> None:
         """Runs one self-contained write. With no transaction open in the session it runs alone
         on the raw pool (a single statement is atomic by itself: no BEGIN/COMMIT round trips);
         otherwise it joins the session's transaction."""
