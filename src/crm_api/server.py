@@ -66,4 +66,6 @@ def serve(host: str, port: int, workers: int) -> None:
     stop(signal.SIGTERM, None)
     for process in processes:
         process.join()
-    sys.exit(0 if all(process.exitcode == 0 for process in processes) else 1)
+    # uvicorn re-raises the stop signal after a graceful shutdown, so -SIGTERM is a clean exit.
+    clean = (0, -signal.SIGTERM, -signal.SIGINT)
+    sys.exit(0 if all(process.exitcode in clean for process in processes) else 1)

@@ -164,6 +164,7 @@ class RecordService:
         now = utcnow()
         await self.prepare(values, None, now)
         row = {
+            **dict.fromkeys(self.kind.table.columns.keys()),  # every column, so the row is whole
             **values,
             "id": uuid7(),
             "version": 1,
