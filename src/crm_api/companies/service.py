@@ -17,7 +17,7 @@ class CompanyService(RecordService):
 
     async def summary(self, company_id: UUID) -> Row | None:
         """`{id, name, domain}` of a company, archived or not, for embedding in other records."""
-        return await self.reader.one(("company", "summary"), SUMMARY, {"id": company_id})
+        return await self.reader.one(SUMMARY, {"id": company_id})
 
     async def prepare(self, values: dict[str, Any], current: Row | None, at: datetime) -> None:
         if "name" in values:

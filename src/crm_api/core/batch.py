@@ -35,7 +35,7 @@ class InsertBatch:
             for i, (_, values) in enumerate(rows)
             for column, value in values.items()
         }
-        await reader.execute_atomic(("insert-batch", shape), _chained_insert(shape), params)
+        await reader.execute_atomic(_chained_insert(shape), params)
 
 
 @lru_cache(maxsize=512)

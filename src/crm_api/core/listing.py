@@ -163,8 +163,7 @@ async def run_list(
         for i, value in enumerate(decode_cursor(params.cursor, sort_token, key)):
             bind[f"cursor_{i}"] = value
     stmt = spec.page_statement(names, sort, descending, bool(params.cursor), params.archived)
-    shape = (spec.name, "page", names, sort, descending, bool(params.cursor), params.archived)
-    rows = await reader.all(shape, stmt, bind)
+    rows = await reader.all(stmt, bind)
     next_cursor = None
     if len(rows) > params.limit:
         rows = rows[: params.limit]
@@ -174,5 +173,5 @@ async def run_list(
     if params.include_total:
         count = spec.count_statement(names, params.archived)
         bind.pop("limit")
-        total = await reader.scalar((spec.name, "count", names, params.archived), count, bind)
+        total = await reader.scalar(count, bind)
     return ListResult(rows=rows, next_cursor=next_cursor, total=total)

@@ -1,25 +1,30 @@
-"""Read-only Core selects, run on the fastest path that still sees the right data.
+"""Running Core statements on the fastest path that still sees the right data.
 
 SQLAlchemy's per-statement execution costs several times a primary-key read on PostgreSQL
-(see shared/PERFORMANCE.md). Hot reads are therefore compiled once per query shape to
-asyncpg SQL and run on a raw asyncpg pool. Inside a write transaction, and on SQLite, the same
-statement runs through the session, so a request always reads its own writes.
+(see shared/PERFORMANCE.md). Hot statements are therefore compiled once to asyncpg SQL and run
+on a raw asyncpg pool: reads (get one, list pages) and self-contained writes (a create's one
+batched INSERT). Inside a write transaction, and on SQLite, the same statement runs through the
+session, so a request always reads its own writes and joins its own transaction.
 
-The raw path applies no SQLAlchemy bind or result processing: parameters must be values
-asyncpg takes natively (UUID, str, int, aware datetime), and result columns arrive as asyncpg
-returns them (JSON is decoded by the pool's codec).
+Statements are compiled once per statement *object*: callers pass statements built once (module
+constants, or cached per query shape), never ones rebuilt per request. The raw path applies no
+SQLAlchemy bind or result processing: parameters must be values asyncpg takes natively (UUID,
+str, int, Decimal, aware datetime, JSON-able objects for JSON columns), and result columns arrive
+as asyncpg returns them (JSON is decoded by the pool's codec).
 """
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Insert, Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.core.db import Database
 
 Row = dict[str, Any]
+Statement = Select[Any] | Insert
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +33,16 @@ class _Compiled:
     param_names: tuple[str, ...]
     defaults: Mapping[str, Any]
 
+    def args(self, params: Mapping[str, Any]) -> list[Any]:
+        return [params.get(name, self.defaults.get(name)) for name in self.param_names]
 
-_compiled: dict[Hashable, _Compiled] = {}
+
+# Keyed by the statement object itself (ClauseElements hash by identity).
+_compiled: dict[Statement, _Compiled] = {}
 
 
-def _compile(db: Database, key: Hashable, stmt: Select[Any] | Insert) -> _Compiled:
-    found = _compiled.get(key)
+def _compile(db: Database, stmt: Statement) -> _Compiled:
+    found = _compiled.get(stmt)
     if found is None:
         compiled = stmt.compile(dialect=db.engine.dialect)
         found = _Compiled(
@@ -45,7 +54,7 @@ def _compile(db: Database, key: Hashable, stmt: Select[Any] | Insert) -> _Compil
                 if not bind.required
             },
         )
-        _compiled[key] = found
+        _compiled[stmt] = found
     return found
 
 
@@ -54,35 +63,37 @@ class Reader:
         self.db = db
         self.session = session
 
-    async def all(self, key: Hashable, stmt: Select[Any], params: Mapping[str, Any]) -> list[Row]:
-        """Rows as dicts. `key` names the statement's shape: equal keys, equal SQL."""
-        pool = self.db.raw_pool
-        if pool is None or self.session.in_transaction():
+    def _pool(self) -> asyncpg.Pool | None:
+        """The raw pool, unless the session has a transaction open (then: the session)."""
+        return None if self.session.in_transaction() else self.db.raw_pool
+
+    async def all(self, stmt: Select[Any], params: Mapping[str, Any]) -> list[Row]:
+        """Rows as dicts."""
+        pool = self._pool()
+        if pool is None:
             result = await self.session.execute(stmt, dict(params))
             return [dict(row) for row in result.mappings()]
-        compiled = _compile(self.db, key, stmt)
-        args = [params.get(name, compiled.defaults.get(name)) for name in compiled.param_names]
+        compiled = _compile(self.db, stmt)
         async with pool.acquire() as connection:
-            records = await connection.fetch(compiled.sql, *args)
+            records = await connection.fetch(compiled.sql, *compiled.args(params))
         return [dict(record) for record in records]
 
-    async def execute_atomic(self, key: Hashable, stmt: Insert, params: Mapping[str, Any]) -> None:
+    async def execute_atomic(self, stmt: Insert, params: Mapping[str, Any]) -> None:
         """Runs one self-contained write. With no transaction open in the session it runs alone
         on the raw pool (a single statement is atomic by itself: no BEGIN/COMMIT round trips);
         otherwise it joins the session's transaction."""
-        pool = self.db.raw_pool
-        if pool is None or self.session.in_transaction():
+        pool = self._pool()
+        if pool is None:
             await self.session.execute(stmt, dict(params))
             return
-        compiled = _compile(self.db, key, stmt)
-        args = [params.get(name, compiled.defaults.get(name)) for name in compiled.param_names]
+        compiled = _compile(self.db, stmt)
         async with pool.acquire() as connection:
-            await connection.execute(compiled.sql, *args)
+            await connection.execute(compiled.sql, *compiled.args(params))
 
-    async def one(self, key: Hashable, stmt: Select[Any], params: Mapping[str, Any]) -> Row | None:
-        rows = await self.all(key, stmt, params)
+    async def one(self, stmt: Select[Any], params: Mapping[str, Any]) -> Row | None:
+        rows = await self.all(stmt, params)
         return rows[0] if rows else None
 
-    async def scalar(self, key: Hashable, stmt: Select[Any], params: Mapping[str, Any]) -> Any:
-        row = await self.one(key, stmt, params)
+    async def scalar(self, stmt: Select[Any], params: Mapping[str, Any]) -> Any:
+        row = await self.one(stmt, params)
         return next(iter(row.values())) if row else None

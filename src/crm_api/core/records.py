@@ -72,9 +72,7 @@ class RecordRepository:
         self.reader = reader
 
     async def read(self, record_id: UUID) -> Row | None:
-        return await self.reader.one(
-            (self.kind.entity_type, "read"), self.kind.read, {"id": record_id}
-        )
+        return await self.reader.one(self.kind.read, {"id": record_id})
 
     async def lock(self, record_id: UUID) -> Row | None:
         """The raw row, locked until commit (FOR UPDATE; on SQLite, the database write lock)."""

@@ -18,6 +18,7 @@ api_keys = table_of(ApiKey)
 
 _by_id = select(users).where(users.c.id == bindparam("id"))
 _by_email = select(users).where(users.c.email == bindparam("email"))
+_key_by_id = select(api_keys).where(api_keys.c.id == bindparam("id"))
 _principal_by_key_hash = (
     select(
         api_keys.c.id.label("api_key_id"),
@@ -66,7 +67,7 @@ class UserRepository:
         self.reader = reader
 
     async def get(self, user_id: UUID) -> Row | None:
-        return await self.reader.one(("users", "by_id"), _by_id, {"id": user_id})
+        return await self.reader.one(_by_id, {"id": user_id})
 
     async def get_for_update(self, user_id: UUID) -> Row | None:
         await lock_for_write(self.session)
@@ -75,7 +76,7 @@ class UserRepository:
         return dict(row) if row else None
 
     async def get_by_email(self, email: str) -> Row | None:
-        return await self.reader.one(("users", "by_email"), _by_email, {"email": email})
+        return await self.reader.one(_by_email, {"email": email})
 
     async def insert(self, values: Mapping[str, Any]) -> None:
         await self.session.execute(insert(users), dict(values))
@@ -96,8 +97,7 @@ class ApiKeyRepository:
         self.reader = reader
 
     async def get(self, key_id: UUID) -> Row | None:
-        stmt = select(api_keys).where(api_keys.c.id == bindparam("id"))
-        return await self.reader.one(("api_keys", "by_id"), stmt, {"id": key_id})
+        return await self.reader.one(_key_by_id, {"id": key_id})
 
     async def insert(self, values: Mapping[str, Any]) -> None:
         await self.session.execute(insert(api_keys), dict(values))
@@ -111,9 +111,7 @@ class ApiKeyRepository:
         return await run_list(self.reader, API_KEY_LIST, params, filters)
 
     async def principal_by_hash(self, key_hash: str) -> Row | None:
-        return await self.reader.one(
-            ("api_keys", "principal"), _principal_by_key_hash, {"key_hash": key_hash}
-        )
+        return await self.reader.one(_principal_by_key_hash, {"key_hash": key_hash})
 
     async def touch(self, key_id: UUID, at: datetime) -> None:
         await self.session.execute(
