@@ -6,16 +6,15 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_api.core.concurrency import parse_if_match
+from crm_api.core.concurrency import Versions, parse_if_match
 from crm_api.core.db import Database
 from crm_api.core.listing import DEFAULT_LIMIT, MAX_LIMIT, ListParams
 from crm_api.core.principal import Principal
 from crm_api.core.reader import Reader
 from crm_api.core.records import RecordService
-from crm_api.core.schemas import SafeStr
+from crm_api.core.schemas import SafeStr, UTCInstant
 from crm_api.users.auth import Authenticator
 from crm_api.users.service import UserService
 
@@ -53,6 +52,8 @@ async def get_context(
     authenticator: Authenticator = state.authenticator
     header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
     principal = await authenticator.authenticate(header)
+    if request.method in ("GET", "HEAD"):
+        principal.require_read()
     db = get_db(request)
     async with db.sessionmaker() as session:
         yield RequestContext(principal, session, Reader(db, session), authenticator)
@@ -82,11 +83,11 @@ async def get_if_match(
         SafeStr | None,
         Header(description='The ETag you read, e.g. `"3"`; a stale one gets 412.'),
     ] = None,
-) -> int | None:
+) -> Versions | None:
     return parse_if_match(if_match)
 
 
-IfMatch = Annotated[int | None, Depends(get_if_match)]
+IfMatch = Annotated[Versions | None, Depends(get_if_match)]
 
 
 async def get_list_params(
@@ -125,10 +126,10 @@ def record_service(cls: type[S]) -> Callable[..., Awaitable[S]]:
 
 
 async def get_time_range_filters(
-    created_after: Annotated[AwareDatetime | None, Query(description="created_at ≥ this")] = None,
-    created_before: Annotated[AwareDatetime | None, Query(description="created_at < this")] = None,
-    updated_after: Annotated[AwareDatetime | None, Query(description="updated_at ≥ this")] = None,
-    updated_before: Annotated[AwareDatetime | None, Query(description="updated_at < this")] = None,
+    created_after: Annotated[UTCInstant | None, Query(description="created_at ≥ this")] = None,
+    created_before: Annotated[UTCInstant | None, Query(description="created_at < this")] = None,
+    updated_after: Annotated[UTCInstant | None, Query(description="updated_at ≥ this")] = None,
+    updated_before: Annotated[UTCInstant | None, Query(description="updated_at < this")] = None,
 ) -> dict[str, Any]:
     return {
         "created_after": created_after,

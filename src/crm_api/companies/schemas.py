@@ -12,6 +12,7 @@ from crm_api.core.schemas import (
     Domain,
     ExternalId,
     InputModel,
+    Label,
     MoneyAmount,
     Name,
     NotNullable,
@@ -34,7 +35,7 @@ class CompanyCreate(InputModel):
     domain: Domain | None = Field(
         default=None, description="A domain, URL or email; stored as the bare, IDNA-encoded host."
     )
-    industry: ShortText | None = None
+    industry: Label | None = None
     employee_count: int | None = Field(default=None, ge=0, le=10_000_000)
     annual_revenue: MoneyAmount | None = None
     annual_revenue_currency: Currency | None = None
@@ -51,7 +52,7 @@ class CompanyUpdate(NotNullable):
 
     name: Name | None = None
     domain: Domain | None = None
-    industry: ShortText | None = None
+    industry: Label | None = None
     employee_count: int | None = Field(default=None, ge=0, le=10_000_000)
     annual_revenue: MoneyAmount | None = None
     annual_revenue_currency: Currency | None = None

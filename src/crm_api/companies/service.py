@@ -5,11 +5,15 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from crm_api.companies.models import Company
 from crm_api.companies.repository import COMPANY, SUMMARY
 from crm_api.core.errors import Invalid
 from crm_api.core.money import check_scale
+from crm_api.core.normalize import sort_key_text
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordService
+
+NAME_KEY_LENGTH = Company.name_key.type.length
 
 
 class CompanyService(RecordService):
@@ -21,7 +25,7 @@ class CompanyService(RecordService):
 
     async def prepare(self, values: dict[str, Any], current: Row | None, at: datetime) -> None:
         if "name" in values:
-            values["name_key"] = values["name"].casefold()
+            values["name_key"] = sort_key_text(values["name"], NAME_KEY_LENGTH)
         merged = {**(current or {}), **values}
         revenue: Decimal | None = merged.get("annual_revenue")
         currency: str | None = merged.get("annual_revenue_currency")

@@ -11,6 +11,7 @@ from crm_api.core.schemas import (
     Email,
     ExternalId,
     InputModel,
+    Label,
     Name,
     NotNullable,
     Phone,
@@ -18,7 +19,7 @@ from crm_api.core.schemas import (
     ShortText,
 )
 
-LeadSource = ShortText
+LeadSource = Label
 
 
 class ContactCreate(InputModel):

@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from crm_api.companies.service import CompanyService
+from crm_api.contacts.models import Contact
 from crm_api.contacts.repository import (
     CONTACT,
     lifecycle_change_row,
@@ -12,15 +13,18 @@ from crm_api.contacts.repository import (
 )
 from crm_api.core.batch import InsertBatch
 from crm_api.core.errors import Invalid
+from crm_api.core.normalize import sort_key_text
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordService
 
 _IDENTIFYING = ("first_name", "last_name", "email")
+NAME_KEY_LENGTH = Contact.name_key.type.length
 
 
 def name_key(first_name: str | None, last_name: str | None) -> str:
     """The `name` sort key: last name, then first name, case-folded."""
-    return " ".join(part for part in (last_name, first_name) if part).casefold()
+    name = " ".join(part for part in (last_name, first_name) if part)
+    return sort_key_text(name, NAME_KEY_LENGTH)
 
 
 class ContactService(RecordService):

@@ -2,29 +2,41 @@
 
 from crm_api.core.errors import Invalid, PreconditionFailed
 
+Versions = frozenset[int]
+"""The versions an If-Match header accepts; None stands for no precondition (absent or `*`)."""
+
+_BAD = Invalid(
+    "If-Match must list ETags this API returned.",
+    [("header.If-Match", 'expected quoted versions such as "3" (or "3", "4")')],
+)
+
 
 def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def parse_if_match(header: str | None) -> int | None:
-    """The version an `If-Match` header requires; None when absent or `*`."""
+def parse_if_match(header: str | None) -> Versions | None:
     if header is None or header.strip() == "*":
         return None
-    text = header.strip().removeprefix("W/")
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        text = text[1:-1]
-    if not text.isdigit() or len(text) > 18:
-        raise Invalid(
-            "If-Match must be an ETag this API returned.",
-            [("header.If-Match", 'expected a quoted version such as "3"')],
-        )
-    return int(text)
+    versions: set[int] = set()
+    for item in header.split(","):
+        tag = item.strip()
+        # If-Match compares strongly (RFC 9110 §13.1.1): a weak ETag never matches.
+        weak = tag.startswith("W/")
+        tag = tag.removeprefix("W/")
+        digits = tag[1:-1]
+        quoted = len(tag) >= 2 and tag[0] == tag[-1] == '"'
+        if not (quoted and digits.isascii() and digits.isdigit() and len(digits) <= 18):
+            raise _BAD
+        if not weak:
+            versions.add(int(digits))
+    return frozenset(versions)
 
 
-def check_version(expected: int | None, current: int) -> None:
-    if expected is not None and expected != current:
+def check_version(expected: Versions | None, current: int) -> None:
+    if expected is not None and current not in expected:
+        wanted = ", ".join(str(v) for v in sorted(expected)) or "no strong ETag"
         raise PreconditionFailed(
-            f"The record is at version {current}, not {expected}. Re-read it and retry.",
+            f"The record is at version {current}, not {wanted}. Re-read it and retry.",
             current_version=current,
         )

@@ -1,6 +1,5 @@
 """Engine, sessions, the declarative base and the column types both databases share."""
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -57,7 +56,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC)
 
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+# None is SQL NULL on every write path (SQLAlchemy's default would store JSON 'null' through
+# the session, while the raw pool stores NULL).
+JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 def _json_dumps(value: Any) -> str:
@@ -116,9 +117,9 @@ async def _init_raw_connection(connection: asyncpg.Connection) -> None:
 
 
 async def _reset_raw_connection(connection: asyncpg.Connection) -> None:
-    # The raw pool only runs single autocommit SELECTs, so asyncpg's default reset (a round trip
-    # of UNLISTEN, RESET ALL, ... on every release) has nothing to undo; only an interrupted
-    # transaction would.
+    # The raw pool only runs single autocommit statements (reads, batched inserts) and never
+    # LISTENs or changes settings, so asyncpg's default reset (a round trip of UNLISTEN, RESET
+    # ALL, ... on every release) has nothing to undo; only an interrupted transaction would.
     if connection.is_in_transaction():
         await connection.execute("ROLLBACK")
 
@@ -154,7 +155,3 @@ class Database:
             await self.raw_pool.close()
             self.raw_pool = None
         await self.engine.dispose()
-
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessionmaker() as session:
-            yield session

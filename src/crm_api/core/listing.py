@@ -10,7 +10,7 @@ import base64
 import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -33,13 +33,20 @@ class SortKey:
     parse: tuple[Callable[[Any], Any], ...]
 
 
+def _utc_from_iso(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError("cursor timestamps carry a timezone")
+    return value.astimezone(UTC)
+
+
 def sort_key(*columns: KeyedColumnElement[Any]) -> SortKey:
     parsers: list[Callable[[Any], Any]] = []
     for column in columns:
         # A TypeDecorator reports `object`; the type it decorates knows the Python type.
         python_type = getattr(column.type, "impl", column.type).python_type
         if python_type is datetime:
-            parsers.append(datetime.fromisoformat)
+            parsers.append(_utc_from_iso)
         elif python_type is UUID:
             parsers.append(UUID)
         else:
@@ -135,13 +142,21 @@ def decode_cursor(cursor: str, sort: str, key: SortKey) -> list[Any]:
         if payload["s"] != sort or len(values) != len(key.columns):
             raise bad
         return [parse(value) for parse, value in zip(key.parse, values, strict=True)]
-    except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        OverflowError,
+        binascii.Error,
+        orjson.JSONDecodeError,
+    ):
         raise bad from None
 
 
 def prefix_search(value: str) -> dict[str, Any]:
     """Binds for a case-insensitive prefix match on a lower-cased key: whole key or any word."""
-    escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = value.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return {"q": escaped + "%", "q_word": "% " + escaped + "%"}
 
 

@@ -12,6 +12,12 @@ def collapse_whitespace(value: str) -> str:
     return " ".join(value.split())
 
 
+def sort_key_text(text: str, max_length: int) -> str:
+    """A case-insensitive sort and search key. Case folding can lengthen text ("ß" → "ss"), so
+    it is cut to the column's length: the order of very long names is approximate."""
+    return text.casefold()[:max_length]
+
+
 def normalize_email(value: str) -> str:
     """Trimmed, validated (syntax only, no DNS) and lower-cased."""
     try:

@@ -26,6 +26,10 @@ class Principal:
         if self.role not in roles:
             raise Forbidden(f"This action needs one of the roles: {', '.join(roles)}.")
 
+    def require_read(self) -> None:
+        if READ_SCOPE not in self.scopes:
+            raise Forbidden("This API key lacks the `read` scope.")
+
     def require_write(self) -> None:
         if WRITE_SCOPE not in self.scopes:
             raise Forbidden("This API key lacks the `write` scope.")

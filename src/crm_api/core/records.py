@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.core.audit import diff
 from crm_api.core.batch import InsertBatch
 from crm_api.core.changes import record_change
-from crm_api.core.concurrency import check_version
+from crm_api.core.concurrency import Versions, check_version
 from crm_api.core.db import lock_for_write
 from crm_api.core.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from crm_api.core.ids import utcnow, uuid7
@@ -28,11 +28,6 @@ from crm_api.core.integrity import is_unique_violation
 from crm_api.core.listing import ListParams, ListResult, ListSpec, run_list
 from crm_api.core.principal import Principal
 from crm_api.core.reader import Reader, Row
-
-# Columns a client never writes directly.
-SYSTEM_COLUMNS = frozenset(
-    {"id", "version", "created_by", "created_at", "updated_at", "archived_at"}
-)
 
 
 @dataclass(frozen=True)
@@ -82,9 +77,8 @@ class RecordRepository:
         return dict(row) if row else None
 
     async def update(self, record_id: UUID, version: int, values: Mapping[str, Any]) -> bool:
-        """Writes `values` if the row is still at `version`; False if it moved on. The lock
-        makes that certain on PostgreSQL; on SQLite, whose reads lock nothing, this catches a
-        concurrent write."""
+        """Writes `values` if the row is still at `version`; False if it moved on. `lock()`
+        already makes that certain; the condition keeps it so should a caller skip the lock."""
         table = self.table
         stmt = update(table).where(table.c.id == record_id, table.c.version == version)
         result = await self.session.execute(stmt.values(**values))
@@ -181,7 +175,7 @@ class RecordService:
         return record
 
     async def update(
-        self, record_id: UUID, values: dict[str, Any], expected_version: int | None
+        self, record_id: UUID, values: dict[str, Any], expected_version: Versions | None
     ) -> dict[str, Any]:
         current = await self._locked_live(record_id)
         self.principal.require_owner_or_manager(current["owner_id"])
@@ -197,7 +191,7 @@ class RecordService:
         new_values.update(version=current["version"] + 1, updated_at=now)
         return await self._write(current, new_values, new_values, "updated", changes, now)
 
-    async def archive(self, record_id: UUID, expected_version: int | None) -> None:
+    async def archive(self, record_id: UUID, expected_version: Versions | None) -> None:
         current = await self._locked(record_id)
         self.principal.require_owner_or_manager(current["owner_id"])
         check_version(expected_version, current["version"])

@@ -1,10 +1,12 @@
 """Schema bases and field types every slice's schemas build on."""
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -27,19 +29,40 @@ from crm_api.core.normalize import (
 T = TypeVar("T")
 
 
-def reject_nul(value: Any) -> Any:
-    """NUL cannot be stored by PostgreSQL text and is never meaningful in CRM data."""
+def reject_unstorable(value: Any) -> Any:
+    """NUL and lone UTF-16 surrogates (which JSON's \\u escapes can carry) cannot be stored as
+    text by the databases, and are never meaningful in CRM data."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError("must not contain NUL characters")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("must be valid Unicode (no lone surrogates)") from None
     elif isinstance(value, dict):
         for key, item in value.items():
-            reject_nul(key)
-            reject_nul(item)
+            reject_unstorable(key)
+            reject_unstorable(item)
     elif isinstance(value, list | tuple):
         for item in value:
-            reject_nul(item)
+            reject_unstorable(item)
     return value
+
+
+def _within_int64(value: Any) -> Any:
+    # Checked before validation: a larger int would otherwise quietly become a float.
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise ValueError("integers must fit in 64 bits")
+    return value
+
+
+def to_utc(value: datetime) -> datetime:
+    """An aware datetime as UTC; one whose UTC form falls outside years 1-9999 is invalid."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC") from None
 
 
 class InputModel(BaseModel):
@@ -49,8 +72,8 @@ class InputModel(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        return reject_nul(value)
+    def _storable(cls, value: Any) -> Any:
+        return reject_unstorable(value)
 
 
 class ReadModel(BaseModel):
@@ -77,11 +100,15 @@ def page_of(read: type[BaseModel]) -> type[Page[Any]]:
     return create_model(name, __base__=Page[read])  # type: ignore[valid-type]
 
 
-SafeStr = Annotated[str, AfterValidator(reject_nul)]
-"""A query-string value that must not carry NUL."""
+SafeStr = Annotated[str, AfterValidator(reject_unstorable)]
+"""A query-string value that must be storable text."""
+UTCInstant = Annotated[AwareDatetime, AfterValidator(to_utc)]
+"""A timestamp with a timezone, normalized to UTC."""
 
 Name = Annotated[str, AfterValidator(collapse_whitespace), Str(min_length=1, max_length=200)]
 ShortText = Annotated[str, Str(strip_whitespace=True, max_length=200)]
+Label = Annotated[str, Str(strip_whitespace=True, max_length=100)]
+"""A short classifier such as an industry, lead source or team."""
 ExternalId = Annotated[str, Str(strip_whitespace=True, min_length=1, max_length=200)]
 
 
@@ -110,7 +137,7 @@ MoneyAmount = Annotated[
 CustomFields = Annotated[
     dict[
         Annotated[str, Str(pattern=r"^[a-z][a-z0-9_]{0,62}$")],
-        str | int | float | bool | list[str] | None,
+        Annotated[str | int | float | bool | list[str] | None, BeforeValidator(_within_int64)],
     ],
     Field(max_length=200, description="Values keyed by custom field `key`."),
 ]

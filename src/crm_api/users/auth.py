@@ -45,6 +45,9 @@ class Authenticator:
         self.db = db
         self.ttl = ttl
         self._cache: dict[str, tuple[Principal, float]] = {}
+        # Bumped on every forget: a load that overlapped one may have read what was just
+        # changed, so its result is used once but not cached.
+        self._generation = 0
 
     async def authenticate(self, authorization: str | None) -> Principal:
         secret = _bearer_token(authorization)
@@ -53,8 +56,10 @@ class Authenticator:
         now = time.monotonic()
         if cached is not None and cached[1] > now:
             return cached[0]
+        generation = self._generation
         principal = await self._load(key_hash)
-        self._cache[key_hash] = (principal, now + self.ttl)
+        if generation == self._generation:
+            self._cache[key_hash] = (principal, now + self.ttl)
         return principal
 
     async def _load(self, key_hash: str) -> Principal:
@@ -90,6 +95,7 @@ class Authenticator:
         )
 
     def _forget(self, matches: Callable[[Principal], bool]) -> None:
+        self._generation += 1
         for key_hash, (principal, _) in list(self._cache.items()):
             if matches(principal):
                 del self._cache[key_hash]

@@ -102,10 +102,11 @@ class ApiKeyRepository:
     async def insert(self, values: Mapping[str, Any]) -> None:
         await self.session.execute(insert(api_keys), dict(values))
 
-    async def revoke(self, key_id: UUID, at: datetime) -> None:
-        await self.session.execute(
-            update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=at)
-        )
+    async def revoke(self, key_id: UUID, at: datetime) -> bool:
+        """Revokes the key unless it already is; False if another request got there first."""
+        stmt = update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        result = await self.session.execute(stmt.values(revoked_at=at))
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     async def list_keys(self, params: ListParams, filters: Mapping[str, Any]) -> ListResult:
         return await run_list(self.reader, API_KEY_LIST, params, filters)

@@ -8,7 +8,7 @@ from pydantic import StringConstraints as Str
 from crm_api.core.enums import Role
 from crm_api.core.principal import ALL_SCOPES
 from crm_api.core.schemas import Email, InputModel, Name, NotNullable, ReadModel
-from crm_api.core.schemas import ShortText as Team
+from crm_api.core.schemas import Label as Team
 
 
 class UserCreate(InputModel):

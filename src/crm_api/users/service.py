@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.core.audit import diff
 from crm_api.core.changes import write_change
-from crm_api.core.concurrency import check_version
+from crm_api.core.concurrency import Versions, check_version
 from crm_api.core.enums import Role
 from crm_api.core.errors import Conflict, Forbidden, Invalid, NotFound, PreconditionFailed
 from crm_api.core.ids import utcnow, uuid7
@@ -89,7 +89,7 @@ class UserService:
         return await self._changed("created", user_id, diff({}, values), now)
 
     async def update(
-        self, user_id: UUID, values: dict[str, Any], expected_version: int | None
+        self, user_id: UUID, values: dict[str, Any], expected_version: Versions | None
     ) -> Row:
         self._require_admin()
         current = await self._locked(user_id)
@@ -179,7 +179,7 @@ class UserService:
             action="created",
             entity_type="api_key",
             entity_id=key_id,
-            changes=diff({}, {"name": name, "user_id": owner_id}),
+            changes=diff({}, {"name": name, "user_id": owner_id, "scopes": row["scopes"]}),
             data=public,
             at=now,
         )
@@ -201,7 +201,8 @@ class UserService:
         if row["revoked_at"] is not None:
             return
         now = utcnow()
-        await self.keys.revoke(key_id, now)
+        if not await self.keys.revoke(key_id, now):
+            return  # revoked meanwhile by a concurrent request, which recorded it
         await write_change(
             self.reader,
             principal=self.principal,
