@@ -106,26 +106,18 @@ async def anonymous(app: Any, db: Database) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
-async def admin(app: Any, db: Database) -> Actor:
-    return await make_actor(app, db, Role.admin)
+def _actor_fixture(name: str, role: Role) -> Any:
+    """A fixture giving a fresh user of `role` with a key, for each test."""
+
+    @pytest.fixture(name=name)
+    async def actor(app: Any, db: Database) -> Actor:
+        return await make_actor(app, db, role)
+
+    return actor
 
 
-@pytest.fixture
-async def manager(app: Any, db: Database) -> Actor:
-    return await make_actor(app, db, Role.manager)
-
-
-@pytest.fixture
-async def rep(app: Any, db: Database) -> Actor:
-    return await make_actor(app, db, Role.rep)
-
-
-@pytest.fixture
-async def other_rep(app: Any, db: Database) -> Actor:
-    return await make_actor(app, db, Role.rep)
-
-
-@pytest.fixture
-async def viewer(app: Any, db: Database) -> Actor:
-    return await make_actor(app, db, Role.viewer)
+admin = _actor_fixture("admin", Role.admin)
+manager = _actor_fixture("manager", Role.manager)
+rep = _actor_fixture("rep", Role.rep)
+other_rep = _actor_fixture("other_rep", Role.rep)
+viewer = _actor_fixture("viewer", Role.viewer)
