@@ -46,6 +46,14 @@ class RecordKind:
     """Derived columns that appear in neither the API nor the audit log."""
 
     @cached_property
+    def live_id(self) -> Select[Any]:
+        """Selects the id by `:id` if the record is live."""
+        table = self.table
+        return select(table.c.id).where(
+            table.c.id == bindparam("id"), table.c.archived_at.is_(None)
+        )
+
+    @cached_property
     def lock(self) -> Select[Any]:
         """Selects the raw row by `:id` for update."""
         return select(self.table).where(self.table.c.id == bindparam("id")).with_for_update()
@@ -93,9 +101,7 @@ class RecordRepository:
         return (await self.session.execute(stmt.limit(1))).scalar_one_or_none()
 
     async def is_live(self, record_id: UUID) -> bool:
-        table = self.table
-        stmt = select(table.c.id).where(table.c.id == record_id, table.c.archived_at.is_(None))
-        return (await self.session.execute(stmt)).first() is not None
+        return await self.reader.one(self.kind.live_id, {"id": record_id}) is not None
 
     async def list_records(self, params: ListParams, filters: Mapping[str, Any]) -> ListResult:
         return await run_list(self.reader, self.kind.listing, params, filters)
