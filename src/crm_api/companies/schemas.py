@@ -1,5 +1,4 @@
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -9,6 +8,7 @@ from crm_api.core.enums import LifecycleStage
 from crm_api.core.schemas import (
     Currency,
     CustomFields,
+    DecimalString,
     Domain,
     ExternalId,
     InputModel,
@@ -76,7 +76,7 @@ class CompanyRead(ReadModel):
     domain: str | None
     industry: str | None
     employee_count: int | None
-    annual_revenue: Decimal | None = Field(json_schema_extra={"type": "string"})
+    annual_revenue: DecimalString | None
     annual_revenue_currency: str | None
     phone: str | None
     address: dict[str, Any] | None

@@ -8,7 +8,7 @@ from fastapi.openapi.utils import get_openapi
 from crm_api.core.errors import PROBLEM_MEDIA_TYPE, FieldError, Problem
 
 _DESCRIPTIONS = {
-    400: "Bad request",
+    400: "The body is not readable (e.g. not UTF-8)",
     401: "Missing or invalid API key",
     403: "The caller's role or key scope does not allow this",
     404: "No such record",
@@ -34,8 +34,8 @@ def problems(*statuses: int, authenticated: bool = True) -> dict[int | str, dict
 
 
 READ = problems(403, 404)
-WRITE = problems(403, 404, 409, 412, 413)
-CREATE = problems(403, 409, 413)
+WRITE = problems(400, 403, 404, 409, 412, 413)
+CREATE = problems(400, 403, 409, 413)
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:

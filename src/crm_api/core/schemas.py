@@ -11,6 +11,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     create_model,
     field_validator,
     model_validator,
@@ -129,10 +130,14 @@ Email = Annotated[str, Str(max_length=320), AfterValidator(normalize_email)]
 Phone = Annotated[str, Str(max_length=40), AfterValidator(_phone)]
 Domain = Annotated[str, Str(max_length=2000), AfterValidator(normalize_domain)]
 Currency = Annotated[str, Str(min_length=3, max_length=3), AfterValidator(validate_currency)]
+DECIMAL_STRING_SCHEMA = {"type": "string", "format": "decimal", "pattern": r"^\d+(\.\d+)?$"}
+DecimalString = Annotated[Decimal, WithJsonSchema(DECIMAL_STRING_SCHEMA)]
+"""Money on the way out: a decimal string, never a JSON number."""
 MoneyAmount = Annotated[
     Decimal,
     BeforeValidator(_decimal_string),
-    Field(ge=0, max_digits=18, decimal_places=4, json_schema_extra={"type": "string"}),
+    Field(ge=0, max_digits=18, decimal_places=4),
+    WithJsonSchema(DECIMAL_STRING_SCHEMA),
 ]
 CustomFields = Annotated[
     dict[
@@ -143,9 +148,21 @@ CustomFields = Annotated[
 ]
 
 
+def _not_nullable_in_schema(schema: dict[str, Any], model: type[Any]) -> None:
+    # Document what `_reject_nulls` enforces: drop the null branch of each `not_null` field.
+    for name in getattr(model, "not_null", ()):
+        field = schema.get("properties", {}).get(name, {})
+        branches = [b for b in field.pop("anyOf", []) if b.get("type") != "null"]
+        if len(branches) == 1:
+            field.update(branches[0])
+        elif branches:
+            field["anyOf"] = branches
+
+
 class NotNullable(InputModel):
     """A PATCH body: a field may be omitted, but the ones named in `not_null` may not be null."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_not_nullable_in_schema)
     not_null: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="after")
