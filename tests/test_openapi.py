@@ -57,3 +57,12 @@ class TestContractConventions:
         names = set(_served()["components"]["schemas"])
         assert {"ContactRead", "ContactPage", "CompanyPage", "Problem"} <= names
         assert not [name for name in names if "_" in name or "[" in name]
+
+    def test_schemas_say_what_the_api_accepts_and_returns(self) -> None:
+        schemas = _served()["components"]["schemas"]
+        revenue = schemas["CompanyRead"]["properties"]["annual_revenue"]
+        assert {"type": "null"} in revenue["anyOf"]  # a company may have no revenue
+        assert "type" not in revenue  # and it is never a JSON number
+        stage = schemas["ContactUpdate"]["properties"]["lifecycle_stage"]
+        assert "anyOf" not in stage  # PATCH may omit it, never null it
+        assert "400" in _served()["paths"]["/v1/contacts"]["post"]["responses"]
