@@ -5,6 +5,7 @@ from crm_api.contacts.models import Contact, LifecycleChange
 from crm_api.core.audit import AuditEntry
 from crm_api.core.db import Base
 from crm_api.core.events import Event
+from crm_api.pipelines.models import Pipeline, Stage
 from crm_api.users.models import ApiKey, User
 
 metadata = Base.metadata
@@ -16,6 +17,8 @@ __all__ = [
     "Contact",
     "Event",
     "LifecycleChange",
+    "Pipeline",
+    "Stage",
     "User",
     "metadata",
 ]

@@ -25,3 +25,9 @@ class LifecycleStage(StrEnum):
 def sql_in(enum: type[StrEnum]) -> str:
     """The body of a CHECK constraint that keeps a column within `enum`."""
     return "IN (" + ", ".join(f"'{member.value}'" for member in enum) + ")"
+
+
+class StageKind(StrEnum):
+    open = "open"
+    won = "won"
+    lost = "lost"
