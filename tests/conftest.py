@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from crm_api.app import create_app
 from crm_api.config import Settings
@@ -22,6 +22,7 @@ from crm_api.core.migrations import upgrade
 from crm_api.core.principal import ALL_SCOPES
 from crm_api.core.reader import Reader
 from crm_api.models import metadata
+from crm_api.pipelines.models import Pipeline, Stage
 from crm_api.users.service import UserService
 from tests.databases import fresh_database
 
@@ -57,10 +58,18 @@ async def _empty_database(request: pytest.FixtureRequest) -> AsyncIterator[None]
     if "db" not in request.fixturenames:
         return
     database: Database = request.getfixturevalue("db")
+    # The default pipeline is created by a migration, so it stays (tests only read it).
+    default = select(Pipeline.id).where(Pipeline.is_default.is_(True))
+    keep = {
+        "pipelines": Pipeline.is_default.is_(False),
+        "pipeline_stages": Stage.pipeline_id.not_in(default),
+    }
     async with database.sessionmaker() as session:
         for table in reversed(metadata.sorted_tables):
-            if table.name != "alembic_version":
-                await session.execute(delete(table))
+            statement = delete(table)
+            if table.name in keep:
+                statement = statement.where(keep[table.name])
+            await session.execute(statement)
         await session.commit()
 
 

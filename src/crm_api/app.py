@@ -26,6 +26,7 @@ from crm_api.core.middleware import BodySizeLimitMiddleware, RequestContextMiddl
 from crm_api.core.migrations import head_revisions
 from crm_api.core.openapi import build_openapi
 from crm_api.health import router as health_router
+from crm_api.pipelines.router import router as pipelines_router
 from crm_api.users.auth import Authenticator
 from crm_api.users.router import keys_router
 from crm_api.users.router import router as users_router
@@ -45,6 +46,7 @@ A headless CRM: contacts, companies, deals and activities over versioned JSON.
 TAGS = [
     {"name": "contacts", "description": "People."},
     {"name": "companies", "description": "Accounts, keyed by their normalized domain."},
+    {"name": "pipelines", "description": "Pipelines and their ordered stages."},
     {"name": "users", "description": "Users and roles."},
     {"name": "api-keys", "description": "API keys: hashed, scoped, revocable."},
     {"name": "audit-log", "description": "Who changed what, before and after."},
@@ -85,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         contacts_router,
         companies_router,
         company_contacts_router,
+        pipelines_router,
         users_router,
         keys_router,
         audit_router,
