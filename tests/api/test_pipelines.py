@@ -33,7 +33,8 @@ class TestDefaultPipeline:
     ) -> None:
         response = await viewer.client.get("/v1/pipelines")
         assert response.status_code == 200
-        defaults = [p for p in response.json() if p["is_default"]]
+        assert response.json()["next_cursor"] is None
+        defaults = [p for p in response.json()["data"] if p["is_default"]]
         assert len(defaults) == 1
         assert defaults[0]["name"] == "Sales"
         assert shape(defaults[0]) == [

@@ -5,8 +5,8 @@ from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
 from crm_api.core.openapi import CREATE, READ, WRITE
-from crm_api.core.responses import JSONBody, record_response
-from crm_api.core.schemas import sent_fields
+from crm_api.core.responses import record_response
+from crm_api.core.schemas import page_of, sent_fields
 from crm_api.deps import ContextDep, IfMatch
 from crm_api.pipelines.schemas import (
     PipelineCreate,
@@ -17,6 +17,7 @@ from crm_api.pipelines.schemas import (
     StageUpdate,
 )
 from crm_api.pipelines.service import PipelineService
+from crm_api.routing import page_response
 
 router = APIRouter(prefix="/v1/pipelines", tags=["pipelines"])
 
@@ -28,10 +29,11 @@ async def _service(context: ContextDep) -> PipelineService:
 Pipelines = Annotated[PipelineService, Depends(_service)]
 
 
-@router.get("", operation_id="pipelines_list", response_model=list[PipelineRead], responses=READ,
+@router.get("", operation_id="pipelines_list", response_model=page_of(PipelineRead), responses=READ,
             summary="List pipelines with their stages in order")  # fmt: skip
 async def list_pipelines(service: Pipelines) -> Response:
-    return JSONBody(await service.list_pipelines())
+    # Pipelines are few: one page, in the same envelope as every other list.
+    return page_response(await service.list_pipelines(), None, None)
 
 
 @router.post("", operation_id="pipelines_create", status_code=201, response_model=PipelineRead,
