@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from crm_api.config import get_settings
-from crm_api.core.db import UTCDateTime, create_engine
+from crm_api.core.db import FixedDecimal, UTCDateTime, create_engine
 from crm_api.models import metadata
 
 config = context.config
@@ -24,6 +24,9 @@ def _render_item(kind: str, item: Any, autogen_context: Any) -> str | Literal[Fa
     # Revisions must not import application types: render the column type they stand for.
     if kind == "type" and isinstance(item, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if kind == "type" and isinstance(item, FixedDecimal):
+        numeric = f"sa.Numeric(precision={item.precision}, scale={item.scale})"
+        return f'{numeric}.with_variant(sa.BigInteger(), "sqlite")'
     return False
 
 

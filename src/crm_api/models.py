@@ -5,7 +5,9 @@ from crm_api.contacts.models import Contact, LifecycleChange
 from crm_api.core.audit import AuditEntry
 from crm_api.core.db import Base
 from crm_api.core.events import Event
+from crm_api.deals.models import Deal, DealContact, DealStageChange, LineItem
 from crm_api.pipelines.models import Pipeline, Stage
+from crm_api.products.models import Product
 from crm_api.users.models import ApiKey, User
 
 metadata = Base.metadata
@@ -15,9 +17,14 @@ __all__ = [
     "AuditEntry",
     "Company",
     "Contact",
+    "Deal",
+    "DealContact",
+    "DealStageChange",
     "Event",
     "LifecycleChange",
+    "LineItem",
     "Pipeline",
+    "Product",
     "Stage",
     "User",
     "metadata",

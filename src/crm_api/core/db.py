@@ -1,11 +1,12 @@
 """Engine, sessions, the declarative base and the column types both databases share."""
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, cast
 
 import asyncpg
 import orjson
-from sqlalchemy import JSON, DateTime, MetaData, Table, event, make_url
+from sqlalchemy import JSON, BigInteger, DateTime, MetaData, Numeric, Table, event, make_url
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -54,6 +55,40 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None or value.tzinfo is not None:
             return value
         return value.replace(tzinfo=UTC)
+
+
+class FixedDecimal(TypeDecorator[Decimal]):
+    """An exact decimal with `scale` digits after the point: NUMERIC on PostgreSQL. SQLite's
+    NUMERIC is a float, so there it is an integer count of 10^-scale units: exact, and it still
+    sorts, compares and sums in SQL (sums come back through the same conversion)."""
+
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self, precision: int = 20, scale: int = 4) -> None:
+        super().__init__(precision, scale)
+        self.precision = precision
+        self.scale = scale
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(self.precision, self.scale))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        scaled = Decimal(value).scaleb(self.scale)
+        if scaled != scaled.to_integral_value():
+            raise ValueError(f"{value} has more than {self.scale} decimal places")
+        return int(scaled)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name != "sqlite":
+            return Decimal(value)
+        return Decimal(int(value)).scaleb(-self.scale)
 
 
 # None is SQL NULL on every write path (SQLAlchemy's default would store JSON 'null' through

@@ -10,12 +10,12 @@ import base64
 import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, Literal
 from uuid import UUID
 
 import orjson
-from sqlalchemy import ColumnElement, Select, bindparam, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, tuple_
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from crm_api.core.errors import Invalid
@@ -27,10 +27,42 @@ DEFAULT_LIMIT = 50
 
 @dataclass(frozen=True)
 class SortKey:
-    """Columns to order by, last one unique. `parse` turns cursor JSON back into values."""
+    """Columns to order by, last one unique; only the first may be nullable (its nulls sort
+    last ascending, first descending, on both databases). `parse` turns cursor JSON back into
+    values."""
 
     columns: tuple[KeyedColumnElement[Any], ...]
     parse: tuple[Callable[[Any], Any], ...]
+
+    @property
+    def nullable(self) -> bool:
+        return bool(getattr(self.columns[0], "nullable", False))
+
+    def order_by(self, descending: bool) -> list[Any]:
+        first, *rest = self.columns
+        if descending:
+            lead = first.desc().nulls_first() if self.nullable else first.desc()
+            return [lead, *(c.desc() for c in rest)]
+        lead = first.asc().nulls_last() if self.nullable else first.asc()
+        return [lead, *(c.asc() for c in rest)]
+
+    def after(self, descending: bool, cursor_is_null: bool) -> ColumnElement[bool]:
+        """Rows after the cursor (`cursor_0`, `cursor_1`, … binds) in this order."""
+        binds = [bindparam(f"cursor_{i}", type_=c.type) for i, c in enumerate(self.columns)]
+        first, *rest = self.columns
+
+        def beyond(columns: list[Any], values: list[Any]) -> ColumnElement[bool]:
+            row, cursor = tuple_(*columns), tuple_(*values)
+            return row < cursor if descending else row > cursor
+
+        if not self.nullable:
+            return beyond(list(self.columns), binds)
+        # A NULL never compares, so the null block is reached or walked explicitly.
+        if cursor_is_null:
+            within_nulls = and_(first.is_(None), beyond(rest, binds[1:]))
+            return or_(within_nulls, first.is_not(None)) if descending else within_nulls
+        past = beyond(list(self.columns), binds)
+        return past if descending else or_(past, first.is_(None))
 
 
 def _utc_from_iso(text: str) -> datetime:
@@ -47,6 +79,8 @@ def sort_key(*columns: KeyedColumnElement[Any]) -> SortKey:
         python_type = getattr(column.type, "impl", column.type).python_type
         if python_type is datetime:
             parsers.append(_utc_from_iso)
+        elif python_type is date:
+            parsers.append(date.fromisoformat)
         elif python_type is UUID:
             parsers.append(UUID)
         else:
@@ -79,21 +113,22 @@ class ListSpec:
         return name, descending
 
     def page_statement(
-        self, filters: tuple[str, ...], sort: str, descending: bool, after: bool, archived: bool
+        self,
+        filters: tuple[str, ...],
+        sort: str,
+        descending: bool,
+        after: Literal["value", "null"] | None,
+        archived: bool,
     ) -> Select[Any]:
+        """`after` says whether there is a cursor, and if so whether its first value is null."""
         key = ("page", filters, sort, descending, after, archived)
         stmt = self._cache.get(key)
         if stmt is None:
-            columns = self.sorts[sort].columns
+            order = self.sorts[sort]
             stmt = self._filtered(self.base(), filters, archived)
-            if after:
-                cursor = tuple_(
-                    *(bindparam(f"cursor_{i}", type_=c.type) for i, c in enumerate(columns))
-                )
-                row = tuple_(*columns)
-                stmt = stmt.where(row < cursor if descending else row > cursor)
-            order = [c.desc() if descending else c.asc() for c in columns]
-            stmt = stmt.order_by(*order).limit(bindparam("limit"))
+            if after is not None:
+                stmt = stmt.where(order.after(descending, cursor_is_null=after == "null"))
+            stmt = stmt.order_by(*order.order_by(descending)).limit(bindparam("limit"))
             self._cache[key] = stmt
         return stmt
 
@@ -141,7 +176,10 @@ def decode_cursor(cursor: str, sort: str, key: SortKey) -> list[Any]:
         values = payload["v"]
         if payload["s"] != sort or len(values) != len(key.columns):
             raise bad
-        return [parse(value) for parse, value in zip(key.parse, values, strict=True)]
+        return [
+            None if value is None and i == 0 and key.nullable else parse(value)
+            for i, (parse, value) in enumerate(zip(key.parse, values, strict=True))
+        ]
     except (
         ValueError,
         TypeError,
@@ -174,10 +212,12 @@ async def run_list(
         binder = spec.binders.get(name)
         bind.update(binder(value) if binder else {name: value})
     bind["limit"] = params.limit + 1
+    after: Literal["value", "null"] | None = None
     if params.cursor:
-        for i, value in enumerate(decode_cursor(params.cursor, sort_token, key)):
-            bind[f"cursor_{i}"] = value
-    stmt = spec.page_statement(names, sort, descending, bool(params.cursor), params.archived)
+        values = decode_cursor(params.cursor, sort_token, key)
+        after = "null" if values[0] is None else "value"
+        bind.update({f"cursor_{i}": value for i, value in enumerate(values)})
+    stmt = spec.page_statement(names, sort, descending, after, params.archived)
     rows = await reader.all(stmt, bind)
     next_cursor = None
     if len(rows) > params.limit:

@@ -22,6 +22,7 @@ from crm_api.core.batch import InsertBatch
 from crm_api.core.changes import record_change
 from crm_api.core.concurrency import Versions, check_version
 from crm_api.core.db import lock_for_write
+from crm_api.core.enums import Role
 from crm_api.core.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from crm_api.core.ids import utcnow, uuid7
 from crm_api.core.integrity import is_unique_violation
@@ -44,6 +45,9 @@ class RecordKind:
     path: str
     internal_columns: frozenset[str] = frozenset({"name_key"})
     """Derived columns that appear in neither the API nor the audit log."""
+    owned: bool = True
+    """Owned records (`owner_id`) are changed by their owner or a manager; the others (such as
+    the product catalog) by managers and admins only."""
 
     @cached_property
     def live_id(self) -> Select[Any]:
@@ -156,9 +160,12 @@ class RecordService:
     async def create(self, values: dict[str, Any]) -> dict[str, Any]:
         principal = self.principal
         principal.require_write()
-        values["owner_id"] = principal.resolve_owner(values.get("owner_id"))
-        if values["owner_id"] != principal.user_id:
-            await self.owners.ensure_active(values["owner_id"], "body.owner_id")
+        if self.kind.owned:
+            values["owner_id"] = principal.resolve_owner(values.get("owner_id"))
+            if values["owner_id"] != principal.user_id:
+                await self.owners.ensure_active(values["owner_id"], "body.owner_id")
+        else:
+            principal.require_role(Role.admin, Role.manager)
         now = utcnow()
         await self.prepare(values, None, now)
         row = {
@@ -184,7 +191,7 @@ class RecordService:
         self, record_id: UUID, values: dict[str, Any], expected_version: Versions | None
     ) -> dict[str, Any]:
         current = await self._locked_live(record_id)
-        self.principal.require_owner_or_manager(current["owner_id"])
+        self.authorize_change(current)
         check_version(expected_version, current["version"])
         if "owner_id" in values:
             values["owner_id"] = await self._reassign(current["owner_id"], values["owner_id"])
@@ -199,7 +206,7 @@ class RecordService:
 
     async def archive(self, record_id: UUID, expected_version: Versions | None) -> None:
         current = await self._locked(record_id)
-        self.principal.require_owner_or_manager(current["owner_id"])
+        self.authorize_change(current)
         check_version(expected_version, current["version"])
         if current["archived_at"] is not None:
             return  # archiving is idempotent
@@ -209,13 +216,21 @@ class RecordService:
 
     async def restore(self, record_id: UUID) -> dict[str, Any]:
         current = await self._locked(record_id)
-        self.principal.require_owner_or_manager(current["owner_id"])
+        self.authorize_change(current)
         if current["archived_at"] is None:
             return await self.represent(current)
         now = utcnow()
         values = {"archived_at": None, "version": current["version"] + 1, "updated_at": now}
         changes = {"archived_at": [current["archived_at"], None]}
         return await self._write(current, values, current, "restored", changes, now)
+
+    def authorize_change(self, current: Row) -> None:
+        """403 unless the caller may change `current` (see `RecordKind.owned`)."""
+        if self.kind.owned:
+            self.principal.require_owner_or_manager(current["owner_id"])
+        else:
+            self.principal.require_write()
+            self.principal.require_role(Role.admin, Role.manager)
 
     # -- hooks ---------------------------------------------------------------------------------
 

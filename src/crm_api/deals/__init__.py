@@ -1,0 +1,1 @@
+"""Deals: pipelines positions, stage history, contacts with roles, and line items."""

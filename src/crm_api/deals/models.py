@@ -1,0 +1,165 @@
+"""Deals, the contacts on them, their stage history and their line items."""
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Uuid,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_api.core.db import Base, FixedDecimal, JSONType, UTCDateTime
+from crm_api.core.enums import StageKind, sql_in
+
+LIVE = text("archived_at IS NULL")
+
+
+class DealContactRole(StrEnum):
+    decision_maker = "decision_maker"
+    champion = "champion"
+    influencer = "influencer"
+    other = "other"
+
+
+class Deal(Base):
+    __tablename__ = "deals"
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200))
+    pipeline_id: Mapped[UUID] = mapped_column(ForeignKey("pipelines.id"))
+    stage_id: Mapped[UUID] = mapped_column(ForeignKey("pipeline_stages.id"))
+    status: Mapped[str] = mapped_column(String(10))
+    """The kind of the stage, kept on the row so lists and the board filter on an index; a
+    stage holding deals cannot change kind, so the two never disagree."""
+    stage_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    amount: Mapped[Decimal] = mapped_column(FixedDecimal())
+    currency: Mapped[str] = mapped_column(String(3))
+    expected_close_date: Mapped[date | None] = mapped_column(Date)
+    owner_id: Mapped[UUID] = mapped_column(ForeignKey("users.id"))
+    company_id: Mapped[UUID | None] = mapped_column(ForeignKey("companies.id"))
+    next_step: Mapped[str | None] = mapped_column(String(500))
+    lost_reason: Mapped[str | None] = mapped_column(String(500))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(f"status {sql_in(StageKind)}", name="status"),
+        Index(
+            "uq_deals_external_id_live",
+            "external_id",
+            unique=True,
+            postgresql_where=LIVE,
+            sqlite_where=LIVE,
+        ),
+        Index("ix_deals_live_created", "created_at", "id", postgresql_where=LIVE, sqlite_where=LIVE),
+        Index("ix_deals_live_updated", "updated_at", "id", postgresql_where=LIVE, sqlite_where=LIVE),
+        Index("ix_deals_live_amount", "amount", "id", postgresql_where=LIVE, sqlite_where=LIVE),
+        Index(
+            "ix_deals_live_close",
+            "expected_close_date",
+            "id",
+            postgresql_where=LIVE,
+            sqlite_where=LIVE,
+        ),
+        Index("ix_deals_live_name", "name_key", "id", postgresql_where=LIVE, sqlite_where=LIVE),
+        # A stage's column on the board, and "open deals of a stage by amount".
+        Index(
+            "ix_deals_live_stage_amount",
+            "stage_id",
+            "amount",
+            "id",
+            postgresql_where=LIVE,
+            sqlite_where=LIVE,
+        ),
+        # The board's per-stage totals, read from the index alone.
+        Index(
+            "ix_deals_live_board_totals",
+            "pipeline_id",
+            "status",
+            "stage_id",
+            "currency",
+            "amount",
+            postgresql_where=LIVE,
+            sqlite_where=LIVE,
+        ),
+        Index("ix_deals_stage_id", "stage_id"),
+        Index("ix_deals_owner_id", "owner_id"),
+        Index("ix_deals_company_id", "company_id"),
+    )
+
+
+class DealContact(Base):
+    __tablename__ = "deal_contacts"
+
+    deal_id: Mapped[UUID] = mapped_column(ForeignKey("deals.id"), primary_key=True)
+    contact_id: Mapped[UUID] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    added_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
+
+    __table_args__ = (
+        CheckConstraint(f"role {sql_in(DealContactRole)}", name="role"),
+        Index("ix_deal_contacts_contact_id", "contact_id"),
+    )
+
+
+class DealStageChange(Base):
+    """Every stage a deal entered, the first at creation. Stage ids are not foreign keys: a
+    deleted stage's history stays."""
+
+    __tablename__ = "deal_stage_history"
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    deal_id: Mapped[UUID] = mapped_column(ForeignKey("deals.id"))
+    pipeline_id: Mapped[UUID] = mapped_column(Uuid)
+    from_stage_id: Mapped[UUID | None] = mapped_column(Uuid)
+    to_stage_id: Mapped[UUID] = mapped_column(Uuid)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    changed_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
+
+    __table_args__ = (
+        Index("ix_deal_stage_history_deal", "deal_id", "changed_at", "id"),
+        Index("ix_deal_stage_history_to_stage", "to_stage_id", "changed_at"),
+    )
+
+
+class LineItem(Base):
+    __tablename__ = "line_items"
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    deal_id: Mapped[UUID] = mapped_column(ForeignKey("deals.id"))
+    product_id: Mapped[UUID | None] = mapped_column(ForeignKey("products.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(String(2000))
+    quantity: Mapped[Decimal] = mapped_column(FixedDecimal())
+    unit_price: Mapped[Decimal] = mapped_column(FixedDecimal())
+    currency: Mapped[str] = mapped_column(String(3))
+    discount_percent: Mapped[Decimal] = mapped_column(FixedDecimal(precision=7))
+    position: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity"),
+        Index("ix_line_items_deal_position", "deal_id", "position", "id"),
+        Index("ix_line_items_product_id", "product_id"),
+    )

@@ -1,0 +1,1 @@
+"""Products: the catalog that line items price from."""

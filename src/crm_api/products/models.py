@@ -1,0 +1,47 @@
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Uuid, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_api.core.db import Base, FixedDecimal, UTCDateTime
+
+LIVE = text("archived_at IS NULL")
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(String(2000))
+    unit_price: Mapped[Decimal] = mapped_column(FixedDecimal())
+    currency: Mapped[str] = mapped_column(String(3))
+    active: Mapped[bool] = mapped_column(Boolean)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("uq_products_sku_live", "sku", unique=True, postgresql_where=LIVE, sqlite_where=LIVE),
+        Index(
+            "uq_products_external_id_live",
+            "external_id",
+            unique=True,
+            postgresql_where=LIVE,
+            sqlite_where=LIVE,
+        ),
+        Index(
+            "ix_products_live_created", "created_at", "id", postgresql_where=LIVE, sqlite_where=LIVE
+        ),
+        Index(
+            "ix_products_live_updated", "updated_at", "id", postgresql_where=LIVE, sqlite_where=LIVE
+        ),
+        Index("ix_products_live_name", "name_key", "id", postgresql_where=LIVE, sqlite_where=LIVE),
+    )
