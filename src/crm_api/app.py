@@ -25,8 +25,11 @@ from crm_api.core.logging import configure_logging, request_id_var
 from crm_api.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from crm_api.core.migrations import head_revisions
 from crm_api.core.openapi import build_openapi
+from crm_api.deals.router import board_router
+from crm_api.deals.router import router as deals_router
 from crm_api.health import router as health_router
 from crm_api.pipelines.router import router as pipelines_router
+from crm_api.products.router import router as products_router
 from crm_api.users.auth import Authenticator
 from crm_api.users.router import keys_router
 from crm_api.users.router import router as users_router
@@ -46,7 +49,9 @@ A headless CRM: contacts, companies, deals and activities over versioned JSON.
 TAGS = [
     {"name": "contacts", "description": "People."},
     {"name": "companies", "description": "Accounts, keyed by their normalized domain."},
-    {"name": "pipelines", "description": "Pipelines and their ordered stages."},
+    {"name": "deals", "description": "Deals: stage moves and history, contacts, line items."},
+    {"name": "pipelines", "description": "Pipelines, their ordered stages, and the board."},
+    {"name": "products", "description": "The catalog line items are priced from."},
     {"name": "users", "description": "Users and roles."},
     {"name": "api-keys", "description": "API keys: hashed, scoped, revocable."},
     {"name": "audit-log", "description": "Who changed what, before and after."},
@@ -85,9 +90,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Routes are matched in order: the busiest resources first.
     for router in (
         contacts_router,
+        deals_router,
         companies_router,
         company_contacts_router,
         pipelines_router,
+        board_router,
+        products_router,
         users_router,
         keys_router,
         audit_router,

@@ -20,6 +20,11 @@ class Settings(BaseSettings):
     default_phone_region: str = Field(
         default="US", min_length=2, max_length=2, description="Region for phones without +prefix."
     )
+    default_currency: str = Field(
+        default="USD",
+        pattern="^[A-Z]{3}$",
+        description="ISO 4217 currency of deals created without one.",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body.")
     auth_cache_ttl_seconds: float = Field(
         default=30.0,

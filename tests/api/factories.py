@@ -35,6 +35,52 @@ async def create_company(actor: Actor, **fields: Any) -> dict[str, Any]:
     return body
 
 
+STAGES = [
+    {"name": "Lead", "probability": 10},
+    {"name": "Demo", "probability": 40},
+    {"name": "Won", "probability": 100, "kind": "won"},
+    {"name": "Lost", "probability": 0, "kind": "lost"},
+]
+
+
+async def create_pipeline(actor: Actor, stages: list[dict[str, Any]] | None = None) -> Any:
+    response = await actor.client.post(
+        "/v1/pipelines", json={"name": f"P {uuid4().hex[:6]}", "stages": stages or STAGES}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def default_pipeline(client: httpx.AsyncClient) -> dict[str, Any]:
+    """The migration's "Sales" pipeline, with `by_name` mapping stage names to stage ids."""
+    response = await client.get("/v1/pipelines")
+    assert response.status_code == 200, response.text
+    (sales,) = [p for p in response.json()["data"] if p["is_default"]]
+    sales["by_name"] = {stage["name"]: stage["id"] for stage in sales["stages"]}
+    return dict(sales)
+
+
+async def create_deal(actor: Actor, **fields: Any) -> dict[str, Any]:
+    """A deal created by `actor`; `name` defaults to a unique one."""
+    fields.setdefault("name", f"Deal {uuid4().hex[:8]}")
+    response = await actor.client.post("/v1/deals", json=fields)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def create_product(actor: Actor, **fields: Any) -> dict[str, Any]:
+    """A product created by `actor` (a manager or admin); a unique sku, priced 10.00 USD."""
+    fields.setdefault("sku", f"SKU-{uuid4().hex[:8]}")
+    fields.setdefault("name", f"Product {fields['sku']}")
+    fields.setdefault("unit_price", "10.00")
+    fields.setdefault("currency", "USD")
+    response = await actor.client.post("/v1/products", json=fields)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 async def archive(actor: Actor, path: str) -> None:
     response = await actor.client.delete(path)
     assert response.status_code == 204, response.text

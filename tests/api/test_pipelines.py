@@ -4,23 +4,9 @@ only pipelines they create."""
 from typing import Any
 from uuid import uuid4
 
+from tests.api.factories import STAGES, create_pipeline
 from tests.api.helpers import assert_problem, error_fields
 from tests.conftest import Actor
-
-STAGES = [
-    {"name": "Lead", "probability": 10},
-    {"name": "Demo", "probability": 40},
-    {"name": "Won", "probability": 100, "kind": "won"},
-    {"name": "Lost", "probability": 0, "kind": "lost"},
-]
-
-
-async def create_pipeline(actor: Actor, stages: list[dict[str, Any]] | None = None) -> Any:
-    response = await actor.client.post(
-        "/v1/pipelines", json={"name": f"P {uuid4().hex[:6]}", "stages": stages or STAGES}
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def shape(pipeline: dict[str, Any]) -> list[tuple[str, int, int, str]]:

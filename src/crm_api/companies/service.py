@@ -8,7 +8,7 @@ from uuid import UUID
 from crm_api.companies.models import Company
 from crm_api.companies.repository import COMPANY, SUMMARY
 from crm_api.core.errors import Invalid
-from crm_api.core.money import check_scale
+from crm_api.core.money import require_scale
 from crm_api.core.normalize import sort_key_text
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordService
@@ -35,7 +35,4 @@ class CompanyService(RecordService):
                 [("body.annual_revenue_currency", "set both or neither")],
             )
         if revenue is not None and currency is not None:
-            try:
-                check_scale(revenue, currency)
-            except ValueError as error:
-                raise Invalid("Too many decimals.", [("body.annual_revenue", str(error))]) from None
+            require_scale(revenue, currency, "body.annual_revenue")

@@ -82,3 +82,10 @@ class ContactRead(ReadModel):
     created_at: datetime
     updated_at: datetime
     archived_at: datetime | None
+
+
+class ContactSummary(ReadModel):
+    id: UUID
+    first_name: str | None
+    last_name: str | None
+    email: str | None

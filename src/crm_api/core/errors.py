@@ -35,6 +35,9 @@ class Problem(BaseModel):
     current_version: int | None = Field(
         default=None, description="For 412: the record's current version."
     )
+    deal_count: int | None = Field(
+        default=None, description="For a 409 on a stage that still holds deals: how many."
+    )
 
 
 class DomainError(Exception):

@@ -1,6 +1,8 @@
 """ISO 4217 currencies and their minor units; money is Decimal end to end."""
 
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from crm_api.core.errors import Invalid
 
 # Active ISO 4217 codes with their minor unit (digits after the decimal point).
 _ZERO = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"
@@ -40,5 +42,21 @@ def check_scale(amount: Decimal, currency: str) -> None:
 
 
 def to_minor_units(amount: Decimal, currency: str) -> Decimal:
-    """`amount` shown with exactly the currency's decimals (stored scale may be wider)."""
-    return amount.quantize(Decimal(1).scaleb(-MINOR_UNITS.get(currency, 2)))
+    """`amount` with exactly the currency's decimals, rounded half-even (banker's rounding)
+    where it has more: stored amounts keep a wider scale, computed ones (totals, weighted
+    amounts) are rounded here."""
+    exponent = Decimal(1).scaleb(-MINOR_UNITS.get(currency, 2))
+    return amount.quantize(exponent, rounding=ROUND_HALF_EVEN)
+
+
+def require_scale(amount: Decimal, currency: str, field: str) -> None:
+    """`check_scale` as a 422 naming `field`."""
+    try:
+        check_scale(amount, currency)
+    except ValueError as error:
+        raise Invalid("Too many decimals for the currency.", [(field, str(error))]) from None
+
+
+def trimmed(value: Decimal) -> Decimal:
+    """`value` without trailing zeros and never in exponent form: 2.5000 → 2.5, 100.0 → 100."""
+    return Decimal(f"{value.normalize():f}")

@@ -1,6 +1,7 @@
 """Schema bases and field types every slice's schemas build on."""
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
 
@@ -11,6 +12,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     WithJsonSchema,
     create_model,
     field_validator,
@@ -106,11 +108,29 @@ SafeStr = Annotated[str, AfterValidator(reject_unstorable)]
 UTCInstant = Annotated[AwareDatetime, AfterValidator(to_utc)]
 """A timestamp with a timezone, normalized to UTC."""
 
+
+def _iso_day(value: Any) -> Any:
+    # Lax parsing would also take a timestamp or a number of seconds as a date.
+    if isinstance(value, str) and not _ISO_DAY.fullmatch(value):
+        raise ValueError("must be a date, YYYY-MM-DD")
+    if not isinstance(value, str | date) or isinstance(value, datetime):
+        raise ValueError("must be a date string, YYYY-MM-DD")
+    return value
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+Day = Annotated[date, BeforeValidator(_iso_day)]
+"""A calendar date in a body: `YYYY-MM-DD` only (no timestamps, no numbers)."""
+
 Name = Annotated[str, AfterValidator(collapse_whitespace), Str(min_length=1, max_length=200)]
 ShortText = Annotated[str, Str(strip_whitespace=True, max_length=200)]
 Label = Annotated[str, Str(strip_whitespace=True, max_length=100)]
 """A short classifier such as an industry, lead source or team."""
 ExternalId = Annotated[str, Str(strip_whitespace=True, min_length=1, max_length=200)]
+Sku = Annotated[str, Str(strip_whitespace=True, min_length=1, max_length=100)]
+Note = Annotated[str, Str(strip_whitespace=True, max_length=500)]
+"""A sentence or two, such as a deal's next step or the reason it was lost."""
+LongText = Annotated[str, Str(strip_whitespace=True, max_length=2000)]
 
 
 def _phone(value: str) -> str:
@@ -119,11 +139,22 @@ def _phone(value: str) -> str:
     return normalize_phone(value, get_settings().default_phone_region)
 
 
+_PLAIN_DECIMAL = re.compile(r"-?\d+(\.\d+)?")
+
+
 def _decimal_string(value: Any) -> Any:
-    # Money travels as strings so no client ever rounds it through a float.
-    if not isinstance(value, str):
+    # Money travels as strings so no client ever rounds it through a float; plain digits only
+    # (no exponent, NaN or Infinity).
+    if not isinstance(value, str) or not _PLAIN_DECIMAL.fullmatch(value.strip()):
         raise ValueError('must be a decimal string, e.g. "1250.00"')
-    return value
+    return value.strip()
+
+
+def _decimal_or_integer(value: Any) -> Any:
+    # Quantities may be JSON integers, but a fraction must be a string: never a float.
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError('must be a decimal string such as "1.5", or an integer')
+    return _decimal_string(str(value))
 
 
 Email = Annotated[str, Str(max_length=320), AfterValidator(normalize_email)]
@@ -138,6 +169,24 @@ MoneyAmount = Annotated[
     BeforeValidator(_decimal_string),
     Field(ge=0, max_digits=18, decimal_places=4),
     WithJsonSchema(DECIMAL_STRING_SCHEMA),
+]
+DECIMAL_INPUT_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "format": "decimal", "pattern": r"^\d+(\.\d+)?$"},
+        {"type": "integer"},
+    ]
+}
+Quantity = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_or_integer),
+    Field(gt=0, max_digits=18, decimal_places=4),
+    WithJsonSchema(DECIMAL_INPUT_SCHEMA),
+]
+Percent = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_or_integer),
+    Field(ge=0, le=100, decimal_places=4),
+    WithJsonSchema(DECIMAL_INPUT_SCHEMA),
 ]
 CustomFields = Annotated[
     dict[

@@ -68,8 +68,12 @@ class Deal(Base):
             postgresql_where=LIVE,
             sqlite_where=LIVE,
         ),
-        Index("ix_deals_live_created", "created_at", "id", postgresql_where=LIVE, sqlite_where=LIVE),
-        Index("ix_deals_live_updated", "updated_at", "id", postgresql_where=LIVE, sqlite_where=LIVE),
+        Index(
+            "ix_deals_live_created", "created_at", "id", postgresql_where=LIVE, sqlite_where=LIVE
+        ),
+        Index(
+            "ix_deals_live_updated", "updated_at", "id", postgresql_where=LIVE, sqlite_where=LIVE
+        ),
         Index("ix_deals_live_amount", "amount", "id", postgresql_where=LIVE, sqlite_where=LIVE),
         Index(
             "ix_deals_live_close",

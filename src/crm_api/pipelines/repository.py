@@ -23,6 +23,10 @@ _stages_of = (
 )
 _all_stages = select(stages).order_by(stages.c.pipeline_id, stages.c.position, stages.c.id)
 _locked_pipeline = _pipeline.with_for_update()
+_stage = select(stages).where(stages.c.id == bindparam("id"))
+_locked_stage = _stage.with_for_update()
+_shared_stage = _stage.with_for_update(read=True)
+_default_pipeline = select(pipelines.c.id).where(pipelines.c.is_default.is_(True))
 
 
 class PipelineRepository:
@@ -41,6 +45,21 @@ class PipelineRepository:
 
     async def all_stages(self) -> list[Row]:
         return await self.reader.all(_all_stages, {})
+
+    async def stage(self, stage_id: UUID) -> Row | None:
+        return await self.reader.one(_stage, {"id": stage_id})
+
+    async def lock_stage(self, stage_id: UUID, *, shared: bool) -> Row | None:
+        """The stage, locked until commit: `shared` by deals entering it, exclusively by a
+        change of the stage itself, so neither sees the other half done."""
+        await lock_for_write(self.session)
+        stmt = _shared_stage if shared else _locked_stage
+        row = (await self.session.execute(stmt, {"id": stage_id})).mappings().first()
+        return dict(row) if row else None
+
+    async def default_id(self) -> UUID | None:
+        id_: UUID | None = await self.reader.scalar(_default_pipeline, {})
+        return id_
 
     async def lock(self, pipeline_id: UUID) -> Row | None:
         await lock_for_write(self.session)

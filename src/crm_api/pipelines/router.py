@@ -1,12 +1,13 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
 from crm_api.core.openapi import CREATE, READ, WRITE
 from crm_api.core.responses import record_response
 from crm_api.core.schemas import page_of, sent_fields
+from crm_api.deals.service import DealService
 from crm_api.deps import ContextDep, IfMatch
 from crm_api.pipelines.schemas import (
     PipelineCreate,
@@ -23,7 +24,8 @@ router = APIRouter(prefix="/v1/pipelines", tags=["pipelines"])
 
 
 async def _service(context: ContextDep) -> PipelineService:
-    return PipelineService(context.session, context.reader, context.principal)
+    deals = DealService(context.session, context.reader, context.principal, context.users())
+    return PipelineService(context.session, context.reader, context.principal, deals)
 
 
 Pipelines = Annotated[PipelineService, Depends(_service)]
@@ -89,8 +91,16 @@ async def reorder_stages(
 
 @router.delete("/{pipeline_id}/stages/{stage_id}", operation_id="pipelines_delete_stage",
                response_model=PipelineRead, responses=WRITE,
-               summary="Delete a stage")  # fmt: skip
+               summary="Delete a stage (409 while it holds deals, unless they move)")  # fmt: skip
 async def delete_stage(
-    pipeline_id: UUID, stage_id: UUID, service: Pipelines, if_match: IfMatch
+    pipeline_id: UUID,
+    stage_id: UUID,
+    service: Pipelines,
+    if_match: IfMatch,
+    move_deals_to: Annotated[
+        UUID | None,
+        Query(description="A stage of the same pipeline and kind that takes the stage's deals."),
+    ] = None,
 ) -> Response:
-    return record_response(await service.delete_stage(pipeline_id, stage_id, if_match))
+    pipeline = await service.delete_stage(pipeline_id, stage_id, move_deals_to, if_match)
+    return record_response(pipeline)

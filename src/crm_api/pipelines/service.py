@@ -3,7 +3,7 @@ and one lost stage; any stage change is a change of the pipeline (its version an
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +12,7 @@ from crm_api.core.batch import InsertBatch
 from crm_api.core.changes import record_change
 from crm_api.core.concurrency import Versions, check_version
 from crm_api.core.enums import Role, StageKind
-from crm_api.core.errors import Invalid, NotFound
+from crm_api.core.errors import Conflict, Invalid, NotFound
 from crm_api.core.ids import utcnow, uuid7
 from crm_api.core.principal import Principal
 from crm_api.core.reader import Reader, Row
@@ -39,11 +39,30 @@ def _check_outcomes(kinds: Iterable[str], field: str) -> None:
         )
 
 
+class StageOccupancy(Protocol):
+    """The deals in a stage: the deals slice answers, this slice does not read its tables."""
+
+    async def deals_in_stage(self, stage_id: UUID) -> int:
+        """Deals in the stage, archived ones included (they keep their stage)."""
+        ...
+
+    async def move_stage_deals(self, from_stage: Row, to_stage: Row, at: datetime) -> None:
+        """Moves every deal of `from_stage` to `to_stage`, with history, audit and events."""
+        ...
+
+
 class PipelineService:
-    def __init__(self, session: AsyncSession, reader: Reader, principal: Principal) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        reader: Reader,
+        principal: Principal,
+        occupancy: StageOccupancy | None = None,
+    ) -> None:
         self.session = session
         self.reader = reader
         self.principal = principal
+        self.occupancy = occupancy
         self.repository = PipelineRepository(session, reader)
 
     # -- reads ---------------------------------------------------------------------------------
@@ -62,6 +81,22 @@ class PipelineService:
             _represent(pipeline, by_pipeline.get(pipeline["id"], []))
             for pipeline in await self.repository.all()
         ]
+
+    async def stage_to_enter(self, stage_id: UUID) -> Row | None:
+        """A stage a deal is about to enter, share-locked so it cannot be deleted or change kind
+        before the deal's write commits."""
+        return await self.repository.lock_stage(stage_id, shared=True)
+
+    async def entry_stage(self, pipeline_id: UUID | None, field: str) -> Row:
+        """Where a new deal starts: the first stage of `pipeline_id`, or of the default pipeline
+        (422 if there is no such pipeline); share-locked as `stage_to_enter`."""
+        if pipeline_id is None:
+            pipeline_id = await self.repository.default_id()
+        stage_rows = await self.repository.stages(pipeline_id) if pipeline_id else []
+        entry = stage_rows and await self.stage_to_enter(stage_rows[0]["id"])
+        if not entry:
+            raise Invalid(f"No pipeline has id {pipeline_id}.", [(field, "must be a pipeline id")])
+        return entry
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -129,6 +164,8 @@ class PipelineService:
             return _represent(pipeline, stage_rows)
         updated = [{**row, **changed} if row["id"] == stage_id else row for row in stage_rows]
         _check_outcomes((row["kind"] for row in updated), "body.kind")
+        if "kind" in changed:
+            await self._require_empty(current, "change its kind")
         await self.repository.update_stage(stage_id, {**changed, "updated_at": utcnow()})
         changes = {
             f"stages.{stage_id}.{key}": [current[key], value] for key, value in changed.items()
@@ -152,12 +189,22 @@ class PipelineService:
         )
 
     async def delete_stage(
-        self, pipeline_id: UUID, stage_id: UUID, expected: Versions | None
+        self,
+        pipeline_id: UUID,
+        stage_id: UUID,
+        move_deals_to: UUID | None,
+        expected: Versions | None,
     ) -> dict[str, Any]:
         pipeline, stage_rows = await self._locked(pipeline_id, expected)
-        _find(stage_rows, stage_id, pipeline_id)
+        stage = _find(stage_rows, stage_id, pipeline_id)
         remaining = [row for row in stage_rows if row["id"] != stage_id]
         _check_outcomes((row["kind"] for row in remaining), "path.stage_id")
+        if move_deals_to is None:
+            await self._require_empty(stage, "delete it")
+        else:
+            target = _target_stage(remaining, stage, move_deals_to)
+            await self.repository.lock_stage(stage_id, shared=False)  # no deal may enter now
+            await self._occupancy().move_stage_deals(stage, target, utcnow())
         await self.repository.delete_stage(stage_id)
         await self._renumber(remaining, 0, utcnow())
         return await self._changed(
@@ -177,6 +224,21 @@ class PipelineService:
             raise NotFound(f"No pipeline has id {pipeline_id}.")
         check_version(expected, pipeline["version"])
         return pipeline, await self.repository.stages(pipeline_id)
+
+    def _occupancy(self) -> StageOccupancy:
+        if self.occupancy is None:
+            raise RuntimeError("PipelineService needs a StageOccupancy to change stages")
+        return self.occupancy
+
+    async def _require_empty(self, stage: Row, action: str) -> None:
+        await self.repository.lock_stage(stage["id"], shared=False)  # no deal may enter now
+        count = await self._occupancy().deals_in_stage(stage["id"])
+        if count:
+            raise Conflict(
+                f"Stage {stage['name']!r} holds {count} deal(s); move them before you {action}"
+                " (DELETE takes `move_deals_to`, a stage of the same pipeline and kind).",
+                deal_count=count,
+            )
 
     async def _renumber(self, rows: list[Row], start: int, at: datetime) -> None:
         """Gives `rows` the positions start, start+1, …, writing only those that move."""
@@ -215,6 +277,23 @@ class PipelineService:
 
 def _names(rows: list[Row]) -> list[str]:
     return [row["name"] for row in rows]
+
+
+def _target_stage(remaining: list[Row], stage: Row, target_id: UUID) -> Row:
+    """The stage that takes a deleted stage's deals: same pipeline, same kind, so no deal
+    closes or reopens as a side effect."""
+    for row in remaining:
+        if row["id"] == target_id:
+            if row["kind"] != stage["kind"]:
+                raise Invalid(
+                    "Deals can only move to a stage of the same kind.",
+                    [("query.move_deals_to", f"must be a {stage['kind']} stage")],
+                )
+            return row
+    raise Invalid(
+        "The target stage is not another stage of this pipeline.",
+        [("query.move_deals_to", "must be the id of another stage of the same pipeline")],
+    )
 
 
 def _find(stage_rows: list[Row], stage_id: UUID, pipeline_id: UUID) -> Row:

@@ -1,0 +1,248 @@
+"""The only place with deal SQL: the read shape (stage and company joined), list filters and
+sorts, the board's totals, and the deal's contacts, line items and stage history."""
+
+from typing import Any
+
+from sqlalchemy import Select, any_, bindparam, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import ColumnElement
+
+from crm_api.companies.repository import COMPANY_SUMMARY_COLUMNS, company_summary
+from crm_api.contacts.repository import contacts
+from crm_api.core.db import table_of
+from crm_api.core.enums import StageKind
+from crm_api.core.listing import ListSpec, prefix_search, sort_key
+from crm_api.core.money import to_minor_units
+from crm_api.core.reader import Row
+from crm_api.core.records import RecordKind
+from crm_api.deals.models import Deal, DealContact, DealStageChange, LineItem
+from crm_api.pipelines.repository import stages
+
+deals = table_of(Deal)
+deal_contacts = table_of(DealContact)
+stage_history = table_of(DealStageChange)
+line_items = table_of(LineItem)
+
+_COMPANY = "company__"
+_STAGE = "stage__"
+STAGE_SUMMARY_COLUMNS = ("name", "probability")
+
+
+def _with_stage_and_company() -> Select[Any]:
+    # Every deal read shows its stage (for weighted_amount) and company summary: joined once.
+    company = COMPANY_SUMMARY_COLUMNS[0].table
+    return (
+        select(
+            deals,
+            *(stages.c[key].label(_STAGE + key) for key in STAGE_SUMMARY_COLUMNS),
+            *(column.label(_COMPANY + column.key) for column in COMPANY_SUMMARY_COLUMNS),
+        )
+        .join(stages, stages.c.id == deals.c.stage_id)
+        .outerjoin(company, company.c.id == deals.c.company_id)
+    )
+
+
+def weighted(amount: Any, probability: int, currency: str) -> Any:
+    return to_minor_units(amount * probability / 100, currency)
+
+
+def to_card(row: Row) -> dict[str, Any]:
+    """A deal without its contacts and line items: list pages and board columns add those."""
+    record = {
+        key: value
+        for key, value in row.items()
+        if key != "name_key" and not key.startswith((_COMPANY, _STAGE))
+    }
+    currency = record["currency"]
+    probability = row[_STAGE + "probability"]
+    record["amount"] = to_minor_units(record["amount"], currency)
+    record["weighted_amount"] = weighted(record["amount"], probability, currency)
+    record["stage"] = {
+        "id": row["stage_id"],
+        "name": row[_STAGE + "name"],
+        "kind": row["status"],
+        "probability": probability,
+    }
+    record["company"] = company_summary(row, _COMPANY)
+    return record
+
+
+def in_read_shape(row: Row, stage: Row, company: Row | None) -> Row:
+    """A raw deal row in the shape of `read`, given its stage and company summary."""
+    return {
+        **row,
+        **{_STAGE + key: stage[key] for key in STAGE_SUMMARY_COLUMNS},
+        **{_COMPANY + key: (company or {}).get(key) for key in ("id", "name", "domain")},
+    }
+
+
+_has_contact = deals.c.id.in_(
+    select(deal_contacts.c.deal_id).where(deal_contacts.c.contact_id == bindparam("contact_id"))
+)
+
+LISTING = ListSpec(
+    name="deals",
+    base=_with_stage_and_company,
+    count_base=lambda: select(deals.c.id),
+    filters={
+        "pipeline_id": lambda: deals.c.pipeline_id == bindparam("pipeline_id"),
+        "stage_id": lambda: deals.c.stage_id == bindparam("stage_id"),
+        "status": lambda: deals.c.status == bindparam("status"),
+        "owner_id": lambda: deals.c.owner_id == bindparam("owner_id"),
+        "company_id": lambda: deals.c.company_id == bindparam("company_id"),
+        "contact_id": lambda: _has_contact,
+        "expected_close_from": lambda: (
+            deals.c.expected_close_date >= bindparam("expected_close_from")
+        ),
+        "expected_close_to": lambda: deals.c.expected_close_date <= bindparam("expected_close_to"),
+        "amount_min": lambda: deals.c.amount >= bindparam("amount_min"),
+        "amount_max": lambda: deals.c.amount <= bindparam("amount_max"),
+        "created_after": lambda: deals.c.created_at >= bindparam("created_after"),
+        "created_before": lambda: deals.c.created_at < bindparam("created_before"),
+        "updated_after": lambda: deals.c.updated_at >= bindparam("updated_after"),
+        "updated_before": lambda: deals.c.updated_at < bindparam("updated_before"),
+        "q": lambda: or_(
+            deals.c.name_key.like(bindparam("q"), escape="\\"),
+            deals.c.name_key.like(bindparam("q_word"), escape="\\"),
+        ),
+    },
+    sorts={
+        "created_at": sort_key(deals.c.created_at, deals.c.id),
+        "updated_at": sort_key(deals.c.updated_at, deals.c.id),
+        "amount": sort_key(deals.c.amount, deals.c.id),
+        "expected_close_date": sort_key(deals.c.expected_close_date, deals.c.id),
+        "name": sort_key(deals.c.name_key, deals.c.id),
+    },
+    default_sort="created_at",
+    archived_column=deals.c.archived_at,
+    binders={"q": prefix_search},
+)
+
+DEAL = RecordKind(
+    entity_type="deal",
+    table=deals,
+    read=_with_stage_and_company().where(deals.c.id == bindparam("id")),
+    to_read=to_card,
+    listing=LISTING,
+    unique_keys=("external_id",),
+    path="/v1/deals",
+)
+
+
+# -- what a deal read embeds, for one deal or a page of them -------------------------------------
+
+
+def _of_deals(column: ColumnElement[Any], postgres: bool) -> ColumnElement[bool]:
+    """`column` is one of the `:deal_ids`. PostgreSQL takes the list as one array parameter
+    (one compiled statement for every page size); SQLite expands it."""
+    if postgres:
+        condition: ColumnElement[bool] = column == any_(
+            bindparam("deal_ids", type_=ARRAY(deals.c.id.type))
+        )
+        return condition
+    return column.in_(bindparam("deal_ids", expanding=True))
+
+
+def _contacts_of(postgres: bool) -> Select[Any]:
+    return (
+        select(
+            deal_contacts,
+            contacts.c.first_name,
+            contacts.c.last_name,
+            contacts.c.email,
+        )
+        .join(contacts, contacts.c.id == deal_contacts.c.contact_id)
+        .where(_of_deals(deal_contacts.c.deal_id, postgres))
+        .order_by(deal_contacts.c.deal_id, deal_contacts.c.added_at, deal_contacts.c.contact_id)
+    )
+
+
+def _line_items_of(postgres: bool) -> Select[Any]:
+    return (
+        select(line_items)
+        .where(_of_deals(line_items.c.deal_id, postgres))
+        .order_by(line_items.c.deal_id, line_items.c.position, line_items.c.id)
+    )
+
+
+CONTACTS_OF = {postgres: _contacts_of(postgres) for postgres in (False, True)}
+LINE_ITEMS_OF = {postgres: _line_items_of(postgres) for postgres in (False, True)}
+
+LINE_ITEM = select(line_items).where(
+    line_items.c.id == bindparam("id"), line_items.c.deal_id == bindparam("deal_id")
+)
+LINE_ITEM_COUNT = select(func.count()).where(line_items.c.deal_id == bindparam("deal_id"))
+LAST_POSITION = select(func.max(line_items.c.position)).where(
+    line_items.c.deal_id == bindparam("deal_id")
+)
+CONTACT_LINK = select(deal_contacts).where(
+    deal_contacts.c.deal_id == bindparam("deal_id"),
+    deal_contacts.c.contact_id == bindparam("contact_id"),
+)
+CONTACT_COUNT = select(func.count()).where(deal_contacts.c.deal_id == bindparam("deal_id"))
+
+
+def contact_link_read(row: Row) -> dict[str, Any]:
+    return {
+        "contact_id": row["contact_id"],
+        "role": row["role"],
+        "added_at": row["added_at"],
+        "added_by": row["added_by"],
+        "contact": {
+            "id": row["contact_id"],
+            "first_name": row["first_name"],
+            "last_name": row["last_name"],
+            "email": row["email"],
+        },
+    }
+
+
+# -- stage history -------------------------------------------------------------------------------
+
+_from_stage = stages.alias("from_stage")
+_to_stage = stages.alias("to_stage")
+HISTORY = (
+    select(
+        stage_history,
+        _from_stage.c.name.label("from_stage_name"),
+        _to_stage.c.name.label("to_stage_name"),
+        _to_stage.c.kind.label("to_stage_kind"),
+    )
+    .outerjoin(_from_stage, _from_stage.c.id == stage_history.c.from_stage_id)
+    .outerjoin(_to_stage, _to_stage.c.id == stage_history.c.to_stage_id)
+    .where(stage_history.c.deal_id == bindparam("deal_id"))
+    .order_by(stage_history.c.changed_at, stage_history.c.id)
+)
+
+
+# -- board and stage occupancy -------------------------------------------------------------------
+
+
+def _stage_totals(statuses: tuple[StageKind, ...]) -> Select[Any]:
+    return (
+        select(
+            deals.c.stage_id,
+            deals.c.currency,
+            func.count().label("count"),
+            func.sum(deals.c.amount).label("amount"),
+        )
+        .where(
+            deals.c.pipeline_id == bindparam("pipeline_id"),
+            deals.c.status.in_([status.value for status in statuses]),
+            deals.c.archived_at.is_(None),
+        )
+        .group_by(deals.c.stage_id, deals.c.currency)
+        .order_by(deals.c.stage_id, deals.c.currency)
+    )
+
+
+OPEN_STAGE_TOTALS = _stage_totals((StageKind.open,))
+ALL_STAGE_TOTALS = _stage_totals(tuple(StageKind))
+
+DEALS_IN_STAGE = select(func.count()).where(deals.c.stage_id == bindparam("stage_id"))
+DEAL_IDS_IN_STAGE = (
+    select(deals.c.id)
+    .where(deals.c.stage_id == bindparam("stage_id"))
+    .order_by(deals.c.id)
+    .with_for_update()
+)

@@ -1,0 +1,55 @@
+"""The only place with product SQL: its read shape, list filters and sorts."""
+
+from typing import Any
+
+from sqlalchemy import bindparam, or_, select
+
+from crm_api.core.db import table_of
+from crm_api.core.listing import ListSpec, prefix_search, sort_key
+from crm_api.core.money import to_minor_units
+from crm_api.core.reader import Row
+from crm_api.core.records import RecordKind
+from crm_api.products.models import Product
+
+products = table_of(Product)
+
+
+def to_read(row: Row) -> dict[str, Any]:
+    record = {key: value for key, value in row.items() if key != "name_key"}
+    record["unit_price"] = to_minor_units(record["unit_price"], record["currency"])
+    return record
+
+
+LISTING = ListSpec(
+    name="products",
+    base=lambda: select(products),
+    count_base=lambda: select(products.c.id),
+    filters={
+        "active": lambda: products.c.active == bindparam("active"),
+        "currency": lambda: products.c.currency == bindparam("currency"),
+        "sku": lambda: products.c.sku == bindparam("sku"),
+        "q": lambda: or_(
+            products.c.name_key.like(bindparam("q"), escape="\\"),
+            products.c.name_key.like(bindparam("q_word"), escape="\\"),
+        ),
+    },
+    sorts={
+        "created_at": sort_key(products.c.created_at, products.c.id),
+        "updated_at": sort_key(products.c.updated_at, products.c.id),
+        "name": sort_key(products.c.name_key, products.c.id),
+    },
+    default_sort="name",
+    archived_column=products.c.archived_at,
+    binders={"q": prefix_search},
+)
+
+PRODUCT = RecordKind(
+    entity_type="product",
+    table=products,
+    read=select(products).where(products.c.id == bindparam("id")),
+    to_read=to_read,
+    listing=LISTING,
+    unique_keys=("sku", "external_id"),
+    path="/v1/products",
+    owned=False,
+)
