@@ -2,6 +2,7 @@
 bad input the issue lists. Line items, contacts, lists and the board have their own files."""
 
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 from tests.api.factories import (
@@ -296,7 +297,7 @@ class TestMoves:
             ("Proposal", "Won", "won", str(rep.id)),
         ]
         entries = history["data"]
-        for entry, following in zip(entries, entries[1:], strict=False):
+        for entry, following in pairwise(entries):
             assert entry["left_at"] == following["changed_at"]
             spent = utc(following["changed_at"]) - utc(entry["changed_at"])
             assert entry["seconds_in_stage"] == int(spent.total_seconds())
