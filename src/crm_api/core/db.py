@@ -88,7 +88,9 @@ class FixedDecimal(TypeDecorator[Decimal]):
             return None
         if dialect.name != "sqlite":
             return Decimal(value)
-        return Decimal(int(value)).scaleb(-self.scale)
+        # Quantized, so a value reads back at the same scale as PostgreSQL's NUMERIC gives it.
+        unit = Decimal(1).scaleb(-self.scale)
+        return Decimal(int(value)).scaleb(-self.scale).quantize(unit)
 
 
 # None is SQL NULL on every write path (SQLAlchemy's default would store JSON 'null' through

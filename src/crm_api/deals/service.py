@@ -264,10 +264,12 @@ class DealService(RecordService):
         await self._price_from_product(values)
         values["currency"] = values.get("currency") or current["currency"]
         self._check_line_money(values, current)
+        now = utcnow()
         if values.get("position") is None:
             last = await self.reader.scalar(LAST_POSITION, {"deal_id": deal_id})
             values["position"] = 0 if last is None else last + 1
-        now = utcnow()
+        else:
+            await self._make_room(deal_id, values["position"], None, now)
         row = {
             **values,
             "id": uuid7(),
@@ -293,6 +295,8 @@ class DealService(RecordService):
             return line_item_read(before)
         self._check_line_money({**before, **values}, current)
         now = utcnow()
+        if "position" in changes:
+            await self._make_room(deal_id, values["position"], item_id, now)
         new_values = {key: after for key, (_, after) in changes.items()}
         new_values.update(version=before["version"] + 1, updated_at=now)
         await self.session.execute(
@@ -462,6 +466,18 @@ class DealService(RecordService):
                 values["amount"] = amount
                 changes = {**changes, "amount": [current["amount"], amount]}
         await self._touch(current, values, changes, at)
+
+    async def _make_room(
+        self, deal_id: UUID, position: int, moving: UUID | None, at: datetime
+    ) -> None:
+        """Shifts the items at `position` and after down by one, so an item put there lands
+        before them (positions are sort keys: gaps are harmless)."""
+        table = line_items
+        stmt = update(table).where(
+            table.c.deal_id == deal_id, table.c.position >= position, table.c.id != moving
+        )
+        values = {"position": table.c.position + 1, "version": table.c.version + 1}
+        await self.session.execute(stmt.values(**values, updated_at=at))
 
     async def _line_item(self, deal_id: UUID, item_id: UUID) -> Row:
         row = await self.reader.one(LINE_ITEM, {"id": item_id, "deal_id": deal_id})
