@@ -39,11 +39,11 @@ class TestTotals:
                 quantity="1.5",
                 unit_price="10.00",
                 discount_percent="12.5",
-            ),  # fmt: skip
+            ),
             # 2 x 0.01 x 0.5 = 0.01
             await add_item(
                 rep, deal["id"], name="SMS", quantity=2, unit_price="0.01", discount_percent=50
-            ),  # fmt: skip
+            ),
         ]
         assert [item["amount"] for item in items] == ["59.97", "13.12", "0.01"]
         assert items[1]["quantity"] == "1.5"
