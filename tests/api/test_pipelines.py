@@ -4,7 +4,7 @@ only pipelines they create."""
 from typing import Any
 from uuid import uuid4
 
-from tests.api.factories import STAGES, create_pipeline
+from tests.api.factories import STAGES, archive, create_deal, create_pipeline
 from tests.api.helpers import assert_problem, error_fields
 from tests.conftest import Actor
 
@@ -171,3 +171,77 @@ class TestChangeStages:
         entries = response.json()["data"]
         assert [e["action"] for e in entries] == ["updated", "created"]
         assert entries[0]["changes"] == {"name": [pipeline["name"], "Renamed"]}
+
+
+class TestStagesHoldingDeals:
+    async def test_deleting_a_stage_with_deals_is_409_with_the_count(
+        self, manager: Actor, rep: Actor
+    ) -> None:
+        pipeline = await create_pipeline(manager)
+        lead = pipeline["stages"][0]
+        for _ in range(2):
+            await create_deal(rep, stage_id=lead["id"])
+        archived = await create_deal(rep, stage_id=lead["id"])
+        await archive(rep, f"/v1/deals/{archived['id']}")
+        response = await manager.client.delete(
+            f"/v1/pipelines/{pipeline['id']}/stages/{lead['id']}"
+        )
+        body = assert_problem(response, 409, "conflict")
+        assert body["deal_count"] == 3, "archived deals keep their stage too"
+        after = await manager.client.get(f"/v1/pipelines/{pipeline['id']}")
+        assert after.json()["stages"] == pipeline["stages"]
+        assert after.json()["version"] == 1
+
+    async def test_naming_a_target_moves_the_deals_with_history(
+        self, manager: Actor, rep: Actor
+    ) -> None:
+        stages = [*STAGES[:2], {"name": "Trial", "probability": 60}, *STAGES[2:]]
+        pipeline = await create_pipeline(manager, stages)
+        lead, trial = pipeline["stages"][0], pipeline["stages"][2]
+        deal = await create_deal(rep, stage_id=lead["id"])
+        response = await manager.client.delete(
+            f"/v1/pipelines/{pipeline['id']}/stages/{lead['id']}",
+            params={"move_deals_to": trial["id"]},
+        )
+        assert response.status_code == 200, response.text
+        assert [s["name"] for s in response.json()["stages"]] == ["Demo", "Trial", "Won", "Lost"]
+        moved = (await rep.client.get(f"/v1/deals/{deal['id']}")).json()
+        assert moved["stage"]["name"] == "Trial"
+        assert moved["weighted_amount"] == "0.00"
+        assert moved["version"] == 2
+        history = (await rep.client.get(f"/v1/deals/{deal['id']}/stage-history")).json()["data"]
+        assert [(e["from_stage_name"], e["to_stage_name"]) for e in history] == [
+            (None, None),  # the deleted stage has no name any more
+            (None, "Trial"),
+        ]
+        assert history[1]["from_stage_id"] == lead["id"]
+        assert history[1]["changed_by"] == str(manager.id)
+
+    async def test_target_must_be_another_stage_of_the_same_pipeline_and_kind(
+        self, manager: Actor, rep: Actor
+    ) -> None:
+        pipeline = await create_pipeline(manager)
+        other = await create_pipeline(manager)
+        lead, demo, won = pipeline["stages"][:3]
+        await create_deal(rep, stage_id=lead["id"])
+        path = f"/v1/pipelines/{pipeline['id']}/stages/{lead['id']}"
+        for target in (won["id"], other["stages"][1]["id"], lead["id"]):
+            response = await manager.client.delete(path, params={"move_deals_to": target})
+            body = assert_problem(response, 422, "validation")
+            assert error_fields(body) == {"query.move_deals_to"}
+        assert (await manager.client.delete(path, params={"move_deals_to": demo["id"]})).is_success
+
+    async def test_a_stage_holding_deals_keeps_its_kind(self, manager: Actor, rep: Actor) -> None:
+        stages = [*STAGES, {"name": "Won big", "probability": 100, "kind": "won"}]
+        pipeline = await create_pipeline(manager, stages)
+        won = pipeline["stages"][2]
+        await create_deal(rep, stage_id=won["id"])
+        response = await manager.client.patch(
+            f"/v1/pipelines/{pipeline['id']}/stages/{won['id']}", json={"kind": "open"}
+        )
+        assert assert_problem(response, 409, "conflict")["deal_count"] == 1
+        renamed = await manager.client.patch(
+            f"/v1/pipelines/{pipeline['id']}/stages/{won['id']}",
+            json={"name": "Closed won", "probability": 100},
+        )
+        assert renamed.status_code == 200
