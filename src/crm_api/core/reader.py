@@ -45,6 +45,9 @@ def _compile(db: Database, stmt: Statement) -> _Compiled:
     found = _compiled.get(stmt)
     if found is None:
         compiled = stmt.compile(dialect=db.engine.dialect)
+        if "POSTCOMPILE" in compiled.string:
+            # An `IN (:list)` is rendered per call; the raw path runs one fixed text.
+            raise ValueError("statements for the raw path cannot expand IN lists; use = ANY")
         found = _Compiled(
             sql=compiled.string,
             param_names=tuple(compiled.positiontup or ()),

@@ -218,26 +218,24 @@ HISTORY = (
 # -- board and stage occupancy -------------------------------------------------------------------
 
 
-def _stage_totals(statuses: tuple[StageKind, ...]) -> Select[Any]:
-    return (
+def _stage_totals(open_only: bool) -> Select[Any]:
+    stmt = (
         select(
             deals.c.stage_id,
             deals.c.currency,
             func.count().label("count"),
             func.sum(deals.c.amount).label("amount"),
         )
-        .where(
-            deals.c.pipeline_id == bindparam("pipeline_id"),
-            deals.c.status.in_([status.value for status in statuses]),
-            deals.c.archived_at.is_(None),
-        )
+        .where(deals.c.pipeline_id == bindparam("pipeline_id"), deals.c.archived_at.is_(None))
         .group_by(deals.c.stage_id, deals.c.currency)
         .order_by(deals.c.stage_id, deals.c.currency)
     )
+    # A plain comparison, not IN (…): the raw path cannot expand IN lists.
+    return stmt.where(deals.c.status == StageKind.open.value) if open_only else stmt
 
 
-OPEN_STAGE_TOTALS = _stage_totals((StageKind.open,))
-ALL_STAGE_TOTALS = _stage_totals(tuple(StageKind))
+OPEN_STAGE_TOTALS = _stage_totals(open_only=True)
+ALL_STAGE_TOTALS = _stage_totals(open_only=False)
 
 DEALS_IN_STAGE = select(func.count()).where(deals.c.stage_id == bindparam("stage_id"))
 DEAL_IDS_IN_STAGE = (
