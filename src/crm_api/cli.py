@@ -95,7 +95,9 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
 def cmd_seed_demo(args: argparse.Namespace) -> None:
     from crm_api.demo import seed_demo
 
-    counts = asyncio.run(seed_demo(get_settings().database_url, args.companies, args.contacts))
+    counts = asyncio.run(
+        seed_demo(get_settings().database_url, args.companies, args.contacts, args.deals)
+    )
     print(json.dumps(counts))
 
 
@@ -150,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     seed = commands.add_parser("seed-demo", help="load realistic demo data")
     seed.add_argument("--companies", type=int, default=50)
     seed.add_argument("--contacts", type=int, default=300)
+    seed.add_argument("--deals", type=int, default=120)
     seed.set_defaults(run=cmd_seed_demo)
 
     openapi = commands.add_parser("openapi", help="write the OpenAPI document")

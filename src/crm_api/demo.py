@@ -1,6 +1,7 @@
 """`crm-api seed-demo`: realistic demo data, written through the services so it is audited."""
 
 import random
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -10,6 +11,10 @@ from crm_api.core.db import Database
 from crm_api.core.enums import LifecycleStage, Role
 from crm_api.core.principal import ALL_SCOPES, Principal
 from crm_api.core.reader import Reader
+from crm_api.deals.models import DealContactRole
+from crm_api.deals.service import DealService
+from crm_api.pipelines.service import PipelineService
+from crm_api.products.service import ProductService
 from crm_api.users.service import UserService
 
 _TEAM = [
@@ -107,6 +112,13 @@ _INDUSTRIES = [
     "manufacturing",
 ]
 _SOURCES = ["website", "referral", "event", "outbound", "partner", "paid_search"]
+_PRODUCTS = [
+    ("PLAT-SEAT", "Platform seat (annual)", "480.00"),
+    ("ANALYTICS", "Analytics add-on (annual)", "1200.00"),
+    ("ONBOARD", "Onboarding package", "2500.00"),
+    ("SUPPORT-PRO", "Priority support (annual)", "900.00"),
+]
+_LOST_REASONS = ["Budget", "Chose a competitor", "No decision", "Timing"]
 _STAGES = [
     LifecycleStage.subscriber,
     LifecycleStage.lead,
@@ -121,7 +133,9 @@ _STAGES = [
 ]
 
 
-async def seed_demo(database_url: str, companies: int, contacts: int) -> dict[str, int]:
+async def seed_demo(
+    database_url: str, companies: int, contacts: int, deals: int = 0
+) -> dict[str, int]:
     rng = random.Random(42)  # noqa: S311 - the same demo every time, not secrets
     db = Database(database_url)
     await db.start()
@@ -134,6 +148,7 @@ async def seed_demo(database_url: str, companies: int, contacts: int) -> dict[st
             company_service = CompanyService(session, reader, admin, users)
             contact_service = ContactService(session, reader, admin, users)
             company_ids: list[UUID] = []
+            contact_ids: list[UUID] = []
             for i in range(companies):
                 name = f"{_WORDS[i % 20]} {_KINDS[(i // 20 + i) % 10]}"
                 company = await company_service.create(
@@ -161,11 +176,61 @@ async def seed_demo(database_url: str, companies: int, contacts: int) -> dict[st
                     "do_not_contact": False,
                     "custom_fields": {},
                 }
-                await contact_service.create(values)
+                contact_ids.append((await contact_service.create(values))["id"])
+            deal_service = DealService(session, reader, admin, users)
+            await _deals(rng, deal_service, deals, owner_ids, company_ids, contact_ids)
             await session.commit()
     finally:
         await db.close()
-    return {"users": len(_TEAM), "companies": companies, "contacts": contacts}
+    return {"users": len(_TEAM), "companies": companies, "contacts": contacts, "deals": deals}
+
+
+async def _deals(
+    rng: random.Random,
+    deal_service: DealService,
+    count: int,
+    owner_ids: list[UUID],
+    company_ids: list[UUID],
+    contact_ids: list[UUID],
+) -> None:
+    """Deals across the default pipeline, each walked stage by stage to where it stands (so it
+    has a history), a third priced by line items and most with a contact or two."""
+    products = ProductService(deal_service.session, deal_service.reader, deal_service.principal,
+                              deal_service.owners)  # fmt: skip
+    catalog = []
+    for sku, name, price in _PRODUCTS:
+        values = {"sku": sku, "name": name, "description": None, "unit_price": Decimal(price),
+                  "currency": "USD", "active": True, "external_id": None}  # fmt: skip
+        catalog.append(await products.create(values))
+    pipelines = PipelineService(deal_service.session, deal_service.reader, deal_service.principal)
+    (sales,) = [p for p in await pipelines.list_pipelines() if p["is_default"]]
+    stages = sales["stages"]
+    for i in range(count):
+        company_id = rng.choice(company_ids) if company_ids else None
+        deal = await deal_service.create(
+            {"name": f"{_WORDS[i % 20]} {rng.choice(['renewal', 'expansion', 'pilot', 'rollout'])}",
+             "pipeline_id": sales["id"], "stage_id": None, "currency": "USD",
+             "amount": Decimal(rng.randrange(20, 600) * 100), "owner_id": rng.choice(owner_ids),
+             "company_id": company_id, "expected_close_date": None, "next_step": None,
+             "lost_reason": None, "custom_fields": {}, "external_id": None}
+        )  # fmt: skip
+        for contact_id in rng.sample(contact_ids, k=min(len(contact_ids), rng.choice([0, 1, 2]))):
+            role = rng.choice(list(DealContactRole))
+            await deal_service.add_contact(deal["id"], contact_id, role, None)
+        if i % 3 == 0:
+            for product in rng.sample(catalog, k=rng.choice([1, 2])):
+                await deal_service.add_line_item(
+                    deal["id"],
+                    {"product_id": product["id"], "quantity": Decimal(rng.randrange(1, 20)),
+                     "discount_percent": Decimal(rng.choice([0, 0, 5, 10])), "position": None},
+                )  # fmt: skip
+        target = rng.randrange(len(stages))
+        for stage in stages[1 : target + 1]:
+            if stage["kind"] == "won" and target == len(stages) - 1:
+                continue  # a lost deal skips the won stage on its way
+            reason = rng.choice(_LOST_REASONS) if stage["kind"] == "lost" else None
+            values = {"stage_id": stage["id"], **({"lost_reason": reason} if reason else {})}
+            await deal_service.update(deal["id"], values, None)
 
 
 async def _user(users: UserService, email: str, name: str, role: Role) -> UUID:
