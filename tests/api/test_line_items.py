@@ -1,6 +1,7 @@
 """Line items through HTTP: exact totals (JPY, USD, KWD), the derived deal amount, products as
 price sources, and the bad input that must change nothing."""
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -268,3 +269,18 @@ class TestBadInput:
             json={"name": "A", "quantity": 1, "unit_price": "1.00"},
         )
         assert_problem(response, 409, "conflict")
+
+
+class TestConcurrency:
+    async def test_concurrent_adds_all_count_in_the_amount(self, rep: Actor) -> None:
+        deal = await create_deal(rep)
+        path = f"/v1/deals/{deal['id']}/line-items"
+        bodies = [
+            {"name": f"Item {i}", "quantity": 1, "unit_price": f"{i}.00"} for i in range(1, 9)
+        ]
+        responses = await asyncio.gather(*(rep.client.post(path, json=b) for b in bodies))
+        assert [r.status_code for r in responses] == [201] * 8
+        body = await get_deal(rep, deal["id"])
+        assert body["amount"] == "36.00"  # 1 + 2 + ... + 8
+        assert body["version"] == 9
+        assert sorted(item["position"] for item in body["line_items"]) == list(range(8))

@@ -3,13 +3,11 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Numeric, String, Uuid, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Numeric, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_api.core.db import Base, JSONType, UTCDateTime
+from crm_api.core.db import Base, JSONType, UTCDateTime, live_index, record_indexes
 from crm_api.core.enums import LifecycleStage, sql_in
-
-LIVE = text("archived_at IS NULL")
 
 
 class Company(Base):
@@ -36,35 +34,8 @@ class Company(Base):
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
+        *record_indexes("companies"),
         CheckConstraint(f"lifecycle_stage {sql_in(LifecycleStage)}", name="lifecycle_stage"),
-        Index(
-            "uq_companies_domain_live",
-            "domain",
-            unique=True,
-            postgresql_where=LIVE,
-            sqlite_where=LIVE,
-        ),
-        Index(
-            "uq_companies_external_id_live",
-            "external_id",
-            unique=True,
-            postgresql_where=LIVE,
-            sqlite_where=LIVE,
-        ),
-        Index(
-            "ix_companies_live_created",
-            "created_at",
-            "id",
-            postgresql_where=LIVE,
-            sqlite_where=LIVE,
-        ),
-        Index(
-            "ix_companies_live_updated",
-            "updated_at",
-            "id",
-            postgresql_where=LIVE,
-            sqlite_where=LIVE,
-        ),
-        Index("ix_companies_live_name", "name_key", "id", postgresql_where=LIVE, sqlite_where=LIVE),
+        live_index("uq_companies_domain_live", "domain", unique=True),
         Index("ix_companies_owner_id", "owner_id"),
     )

@@ -6,7 +6,7 @@ from sqlalchemy import bindparam, or_, select
 
 from crm_api.companies.models import Company
 from crm_api.core.db import table_of
-from crm_api.core.listing import ListSpec, prefix_search, sort_key
+from crm_api.core.listing import ListSpec, prefix_search, record_filters, record_sorts
 from crm_api.core.money import to_minor_units
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordKind
@@ -42,10 +42,7 @@ LISTING = ListSpec(
         "lifecycle_stage": lambda: companies.c.lifecycle_stage == bindparam("lifecycle_stage"),
         "industry": lambda: companies.c.industry == bindparam("industry"),
         "domain": lambda: companies.c.domain == bindparam("domain"),
-        "created_after": lambda: companies.c.created_at >= bindparam("created_after"),
-        "created_before": lambda: companies.c.created_at < bindparam("created_before"),
-        "updated_after": lambda: companies.c.updated_at >= bindparam("updated_after"),
-        "updated_before": lambda: companies.c.updated_at < bindparam("updated_before"),
+        **record_filters(companies),
         "q": lambda: or_(
             companies.c.name_key.like(bindparam("q"), escape="\\"),
             companies.c.name_key.like(bindparam("q_word"), escape="\\"),
@@ -53,9 +50,7 @@ LISTING = ListSpec(
         ),
     },
     sorts={
-        "created_at": sort_key(companies.c.created_at, companies.c.id),
-        "updated_at": sort_key(companies.c.updated_at, companies.c.id),
-        "name": sort_key(companies.c.name_key, companies.c.id),
+        **record_sorts(companies),
     },
     default_sort="created_at",
     archived_column=companies.c.archived_at,

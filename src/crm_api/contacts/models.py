@@ -2,13 +2,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Uuid, text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_api.core.db import Base, JSONType, UTCDateTime
+from crm_api.core.db import Base, JSONType, UTCDateTime, live_index, record_indexes
 from crm_api.core.enums import LifecycleStage, sql_in
-
-LIVE = text("archived_at IS NULL")
 
 
 class Contact(Base):
@@ -37,24 +35,9 @@ class Contact(Base):
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
+        *record_indexes("contacts"),
         CheckConstraint(f"lifecycle_stage {sql_in(LifecycleStage)}", name="lifecycle_stage"),
-        Index(
-            "uq_contacts_email_live", "email", unique=True, postgresql_where=LIVE, sqlite_where=LIVE
-        ),
-        Index(
-            "uq_contacts_external_id_live",
-            "external_id",
-            unique=True,
-            postgresql_where=LIVE,
-            sqlite_where=LIVE,
-        ),
-        Index(
-            "ix_contacts_live_created", "created_at", "id", postgresql_where=LIVE, sqlite_where=LIVE
-        ),
-        Index(
-            "ix_contacts_live_updated", "updated_at", "id", postgresql_where=LIVE, sqlite_where=LIVE
-        ),
-        Index("ix_contacts_live_name", "name_key", "id", postgresql_where=LIVE, sqlite_where=LIVE),
+        live_index("uq_contacts_email_live", "email", unique=True),
         Index("ix_contacts_owner_id", "owner_id"),
         Index("ix_contacts_company_id", "company_id"),
     )

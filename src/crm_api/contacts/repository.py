@@ -10,7 +10,7 @@ from crm_api.companies.repository import COMPANY_SUMMARY_COLUMNS, company_summar
 from crm_api.contacts.models import Contact, LifecycleChange
 from crm_api.core.db import table_of
 from crm_api.core.ids import uuid7
-from crm_api.core.listing import ListSpec, prefix_search, sort_key
+from crm_api.core.listing import ListSpec, prefix_search, record_filters, record_sorts
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordKind
 
@@ -48,10 +48,7 @@ LISTING = ListSpec(
         "owner_id": lambda: contacts.c.owner_id == bindparam("owner_id"),
         "company_id": lambda: contacts.c.company_id == bindparam("company_id"),
         "lead_source": lambda: contacts.c.lead_source == bindparam("lead_source"),
-        "created_after": lambda: contacts.c.created_at >= bindparam("created_after"),
-        "created_before": lambda: contacts.c.created_at < bindparam("created_before"),
-        "updated_after": lambda: contacts.c.updated_at >= bindparam("updated_after"),
-        "updated_before": lambda: contacts.c.updated_at < bindparam("updated_before"),
+        **record_filters(contacts),
         "q": lambda: or_(
             contacts.c.name_key.like(bindparam("q"), escape="\\"),
             contacts.c.name_key.like(bindparam("q_word"), escape="\\"),
@@ -59,9 +56,7 @@ LISTING = ListSpec(
         ),
     },
     sorts={
-        "created_at": sort_key(contacts.c.created_at, contacts.c.id),
-        "updated_at": sort_key(contacts.c.updated_at, contacts.c.id),
-        "name": sort_key(contacts.c.name_key, contacts.c.id),
+        **record_sorts(contacts),
     },
     default_sort="created_at",
     archived_column=contacts.c.archived_at,

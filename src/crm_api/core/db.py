@@ -6,7 +6,18 @@ from typing import Any, cast
 
 import asyncpg
 import orjson
-from sqlalchemy import JSON, BigInteger, DateTime, MetaData, Numeric, Table, event, make_url
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Index,
+    MetaData,
+    Numeric,
+    Table,
+    event,
+    make_url,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -35,6 +46,25 @@ class Base(DeclarativeBase):
 def table_of(model: type[Base]) -> Table:
     """A model's Core table, typed as such (`__table__` is typed as a generic FromClause)."""
     return cast(Table, model.__table__)
+
+
+LIVE = text("archived_at IS NULL")
+
+
+def live_index(name: str, *columns: str, unique: bool = False) -> Index:
+    """An index over live (not archived) rows only: what lists and uniqueness rules read."""
+    return Index(name, *columns, unique=unique, postgresql_where=LIVE, sqlite_where=LIVE)
+
+
+def record_indexes(table: str) -> tuple[Index, ...]:
+    """The indexes of every archivable record: `external_id` unique among live rows, and the
+    created, updated and name orders its lists walk."""
+    return (
+        live_index(f"uq_{table}_external_id_live", "external_id", unique=True),
+        live_index(f"ix_{table}_live_created", "created_at", "id"),
+        live_index(f"ix_{table}_live_updated", "updated_at", "id"),
+        live_index(f"ix_{table}_live_name", "name_key", "id"),
+    )
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, or_, select, tuple_
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from crm_api.core.errors import Invalid
@@ -190,6 +190,25 @@ def decode_cursor(cursor: str, sort: str, key: SortKey) -> list[Any]:
         orjson.JSONDecodeError,
     ):
         raise bad from None
+
+
+def record_filters(table: Table) -> dict[str, Callable[[], ColumnElement[bool]]]:
+    """The created/updated ranges every record list takes, bound to the filters' own names."""
+    return {
+        "created_after": lambda: table.c.created_at >= bindparam("created_after"),
+        "created_before": lambda: table.c.created_at < bindparam("created_before"),
+        "updated_after": lambda: table.c.updated_at >= bindparam("updated_after"),
+        "updated_before": lambda: table.c.updated_at < bindparam("updated_before"),
+    }
+
+
+def record_sorts(table: Table) -> dict[str, SortKey]:
+    """The orders every record list has (each backed by an index of `record_indexes`)."""
+    return {
+        "created_at": sort_key(table.c.created_at, table.c.id),
+        "updated_at": sort_key(table.c.updated_at, table.c.id),
+        "name": sort_key(table.c.name_key, table.c.id),
+    }
 
 
 def prefix_search(value: str) -> dict[str, Any]:

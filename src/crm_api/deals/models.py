@@ -14,14 +14,11 @@ from sqlalchemy import (
     Integer,
     String,
     Uuid,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_api.core.db import Base, FixedDecimal, JSONType, UTCDateTime
+from crm_api.core.db import Base, FixedDecimal, JSONType, UTCDateTime, live_index, record_indexes
 from crm_api.core.enums import StageKind, sql_in
-
-LIVE = text("archived_at IS NULL")
 
 
 class DealContactRole(StrEnum):
@@ -60,48 +57,15 @@ class Deal(Base):
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
+        *record_indexes("deals"),
         CheckConstraint(f"status {sql_in(StageKind)}", name="status"),
-        Index(
-            "uq_deals_external_id_live",
-            "external_id",
-            unique=True,
-            postgresql_where=LIVE,
-            sqlite_where=LIVE,
-        ),
-        Index(
-            "ix_deals_live_created", "created_at", "id", postgresql_where=LIVE, sqlite_where=LIVE
-        ),
-        Index(
-            "ix_deals_live_updated", "updated_at", "id", postgresql_where=LIVE, sqlite_where=LIVE
-        ),
-        Index("ix_deals_live_amount", "amount", "id", postgresql_where=LIVE, sqlite_where=LIVE),
-        Index(
-            "ix_deals_live_close",
-            "expected_close_date",
-            "id",
-            postgresql_where=LIVE,
-            sqlite_where=LIVE,
-        ),
-        Index("ix_deals_live_name", "name_key", "id", postgresql_where=LIVE, sqlite_where=LIVE),
+        live_index("ix_deals_live_amount", "amount", "id"),
+        live_index("ix_deals_live_close", "expected_close_date", "id"),
         # A stage's column on the board, and "open deals of a stage by amount".
-        Index(
-            "ix_deals_live_stage_amount",
-            "stage_id",
-            "amount",
-            "id",
-            postgresql_where=LIVE,
-            sqlite_where=LIVE,
-        ),
+        live_index("ix_deals_live_stage_amount", "stage_id", "amount", "id"),
         # The board's per-stage totals, read from the index alone.
-        Index(
-            "ix_deals_live_board_totals",
-            "pipeline_id",
-            "status",
-            "stage_id",
-            "currency",
-            "amount",
-            postgresql_where=LIVE,
-            sqlite_where=LIVE,
+        live_index(
+            "ix_deals_live_board_totals", "pipeline_id", "status", "stage_id", "currency", "amount"
         ),
         Index("ix_deals_stage_id", "stage_id"),
         Index("ix_deals_owner_id", "owner_id"),

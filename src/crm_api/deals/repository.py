@@ -11,7 +11,7 @@ from crm_api.companies.repository import COMPANY_SUMMARY_COLUMNS, company_summar
 from crm_api.contacts.repository import contacts
 from crm_api.core.db import table_of
 from crm_api.core.enums import StageKind
-from crm_api.core.listing import ListSpec, prefix_search, sort_key
+from crm_api.core.listing import ListSpec, prefix_search, record_filters, record_sorts, sort_key
 from crm_api.core.money import to_minor_units
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordKind
@@ -97,21 +97,16 @@ LISTING = ListSpec(
         "expected_close_to": lambda: deals.c.expected_close_date <= bindparam("expected_close_to"),
         "amount_min": lambda: deals.c.amount >= bindparam("amount_min"),
         "amount_max": lambda: deals.c.amount <= bindparam("amount_max"),
-        "created_after": lambda: deals.c.created_at >= bindparam("created_after"),
-        "created_before": lambda: deals.c.created_at < bindparam("created_before"),
-        "updated_after": lambda: deals.c.updated_at >= bindparam("updated_after"),
-        "updated_before": lambda: deals.c.updated_at < bindparam("updated_before"),
+        **record_filters(deals),
         "q": lambda: or_(
             deals.c.name_key.like(bindparam("q"), escape="\\"),
             deals.c.name_key.like(bindparam("q_word"), escape="\\"),
         ),
     },
     sorts={
-        "created_at": sort_key(deals.c.created_at, deals.c.id),
-        "updated_at": sort_key(deals.c.updated_at, deals.c.id),
+        **record_sorts(deals),
         "amount": sort_key(deals.c.amount, deals.c.id),
         "expected_close_date": sort_key(deals.c.expected_close_date, deals.c.id),
-        "name": sort_key(deals.c.name_key, deals.c.id),
     },
     default_sort="created_at",
     archived_column=deals.c.archived_at,

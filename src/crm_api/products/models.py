@@ -2,12 +2,10 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Uuid, text
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_api.core.db import Base, FixedDecimal, UTCDateTime
-
-LIVE = text("archived_at IS NULL")
+from crm_api.core.db import Base, FixedDecimal, UTCDateTime, live_index, record_indexes
 
 
 class Product(Base):
@@ -29,19 +27,6 @@ class Product(Base):
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
-        Index("uq_products_sku_live", "sku", unique=True, postgresql_where=LIVE, sqlite_where=LIVE),
-        Index(
-            "uq_products_external_id_live",
-            "external_id",
-            unique=True,
-            postgresql_where=LIVE,
-            sqlite_where=LIVE,
-        ),
-        Index(
-            "ix_products_live_created", "created_at", "id", postgresql_where=LIVE, sqlite_where=LIVE
-        ),
-        Index(
-            "ix_products_live_updated", "updated_at", "id", postgresql_where=LIVE, sqlite_where=LIVE
-        ),
-        Index("ix_products_live_name", "name_key", "id", postgresql_where=LIVE, sqlite_where=LIVE),
+        *record_indexes("products"),
+        live_index("uq_products_sku_live", "sku", unique=True),
     )

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select
 
 from crm_api.core.db import table_of
-from crm_api.core.listing import ListSpec, prefix_search, sort_key
+from crm_api.core.listing import ListSpec, prefix_search, record_filters, record_sorts
 from crm_api.core.money import to_minor_units
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordKind
@@ -25,6 +25,7 @@ LISTING = ListSpec(
     base=lambda: select(products),
     count_base=lambda: select(products.c.id),
     filters={
+        **record_filters(products),
         "active": lambda: products.c.active == bindparam("active"),
         "currency": lambda: products.c.currency == bindparam("currency"),
         "sku": lambda: products.c.sku == bindparam("sku"),
@@ -34,9 +35,7 @@ LISTING = ListSpec(
         ),
     },
     sorts={
-        "created_at": sort_key(products.c.created_at, products.c.id),
-        "updated_at": sort_key(products.c.updated_at, products.c.id),
-        "name": sort_key(products.c.name_key, products.c.id),
+        **record_sorts(products),
     },
     default_sort="name",
     archived_column=products.c.archived_at,
