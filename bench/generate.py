@@ -1,31 +1,46 @@
-"""Bulk-load benchmark data: N contacts and M companies, written with COPY.
+"""Bulk-load benchmark data: contacts and companies, then deals, written with COPY.
 
     python bench/generate.py --database-url postgresql+asyncpg://postgres@127.0.0.1/crm_bench \
-        --contacts 1000000 --companies 50000
+        --contacts 1000000 --companies 50000 --deals 1000000
 
 The database must already be migrated (`crm-api migrate`). Rows bypass the API (1M creates through
 it would take hours) but are what the app itself would store: time-ordered UUIDv7 ids whose
 timestamp is the row's created_at, normalized lower-case unique emails and domains, the derived
-`name_key`, an allowed lifecycle stage, an existing owner, real company ids, version 1 and
-`updated_at == created_at` (never updated). No audit rows or events are written: the benchmark
-does not read them.
+`name_key`, an allowed lifecycle stage, an existing owner, real company ids; contacts and
+companies are never updated (version 1, `updated_at == created_at`). No audit rows or events are
+written: the benchmark does not read them.
+
+Deals go to the default pipeline "Sales" and two pipelines created here, each in a stage of its
+pipeline with the matching status; some carry contacts (of their company) and line items (their
+amount is then the items' sum), and each has its stage history. A deal's version and updated_at
+count those changes, as crm-api's would. `--contacts 0 --deals N` adds deals to a database that
+already has contacts and companies.
 
 Foreign keys, checks and indexes all stay in place, so PostgreSQL verifies every reference; its
-per-row foreign key checks are most of the cost (about 25-30k contacts/s on 2 cores).
+per-row foreign key checks and index inserts are most of the cost (about 25-30k contacts/s and
+6-9k deals/s, with their side rows, on 2 cores).
 """
 
 import argparse
 import asyncio
 import random
 import time
+from bisect import bisect_right
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from itertools import accumulate
 from uuid import UUID
 
 import asyncpg
 
-from crm_api.core.enums import LifecycleStage
+from crm_api.core.enums import LifecycleStage, StageKind
 from crm_api.core.ids import uuid7
+from crm_api.core.money import MINOR_UNITS, to_minor_units
+from crm_api.core.normalize import sort_key_text
+from crm_api.deals.models import DealContactRole
+from crm_api.deals.service import NAME_KEY_LENGTH, deal_amount
 
 SPAN = timedelta(days=730)  # created_at is spread over the past two years
 CHUNK = 100_000  # rows per COPY, to show progress
@@ -158,6 +173,21 @@ async def ensure_owner(conn: asyncpg.Connection, owner_id: UUID | None) -> UUID:
     return await conn.fetchval("SELECT id FROM users WHERE email = $1", BENCH_OWNER_EMAIL)
 
 
+async def load_companies_and_contacts(
+    conn: asyncpg.Connection,
+    companies: int,
+    contacts: int,
+    owner_id: UUID,
+    end: datetime,
+    rng: random.Random,
+) -> None:
+    started = time.perf_counter()
+    rows, refs = company_rows(companies, owner_id, end, rng)
+    await conn.copy_records_to_table("companies", records=rows, columns=COMPANY_COLUMNS)
+    print(f"  companies {companies:,} in {time.perf_counter() - started:.1f}s", flush=True)
+    await load_contacts(conn, contacts, refs, owner_id, Clock(contacts, end, rng))
+
+
 async def load_contacts(
     conn: asyncpg.Connection,
     n: int,
@@ -174,54 +204,419 @@ async def load_contacts(
         print(f"  contacts {stop:>10,} / {n:,}  ({rate:,.0f} rows/s)", flush=True)
 
 
+# -- deals -----------------------------------------------------------------------------------
+
+SALES = "Sales"  # the default pipeline, created by the migrations
+# The generator's own pipelines, each with a won and a lost stage as crm-api requires:
+# (name, probability, kind) in position order.
+EXTRA_PIPELINES = {
+    "Enterprise": (
+        ("Discovery", 10, "open"), ("Demo", 20, "open"), ("Security review", 40, "open"),
+        ("Procurement", 60, "open"), ("Contract", 80, "open"), ("Won", 100, "won"),
+        ("Lost", 0, "lost"),
+    ),
+    "Renewals": (
+        ("Upcoming", 50, "open"), ("In review", 70, "open"), ("Committed", 90, "open"),
+        ("Renewed", 100, "won"), ("Churned", 0, "lost"),
+    ),
+}  # fmt: skip
+PIPELINE_WEIGHTS = {SALES: 5, "Enterprise": 3, "Renewals": 2}
+# (currency, units per USD): amounts keep the currency's minor unit (JPY has none).
+CURRENCIES = (("USD", Decimal(1)), ("EUR", Decimal("0.92")), ("JPY", Decimal(150)))
+CURRENCY_WEIGHTS = tuple(accumulate((80, 15, 5)))
+WON_SHARE = 0.55  # of the closed deals
+CONTACT_SHARE = 0.17  # of the deals at a company with contacts: about 15% of all deals
+LINE_ITEM_SHARE = 0.10
+MAX_GAP_US = timedelta(days=30) // timedelta(microseconds=1)  # between two changes of a deal
+DEAL_KINDS = ["Platform", "Expansion", "Pilot", "Renewal", "Support plan", "Onboarding", "Upgrade"]
+NEXT_STEPS = ["Send proposal", "Demo follow-up", "Call the champion", "Legal review", None]
+LOST_REASONS = ["Price", "Went with a competitor", "No budget", "No decision", "Timing"]
+ROLES = [role.value for role in DealContactRole]
+ITEM_NAMES = ["Platform licence", "Seats", "Onboarding", "Premium support", "Training day"]
+QUANTITIES = [Decimal(q) for q in ("1", "1", "1", "2", "3", "5", "10", "12", "2.5", "0.5")]
+DISCOUNTS = [Decimal(d) for d in ("0", "0", "0", "5", "10", "12.5", "20")]
+
+PIPELINE_COLUMNS = ("id", "name", "is_default", "version", "created_at", "updated_at")
+STAGE_COLUMNS = (
+    "id", "pipeline_id", "name", "position", "probability", "kind", "created_at", "updated_at",
+)  # fmt: skip
+DEAL_COLUMNS = (
+    "id", "name", "name_key", "pipeline_id", "stage_id", "status", "stage_changed_at", "amount",
+    "currency", "expected_close_date", "owner_id", "company_id", "next_step", "lost_reason",
+    "closed_at", "custom_fields", "version", "created_by", "created_at", "updated_at",
+)  # fmt: skip
+HISTORY_COLUMNS = (
+    "id", "deal_id", "pipeline_id", "from_stage_id", "to_stage_id", "changed_at", "changed_by",
+)  # fmt: skip
+DEAL_CONTACT_COLUMNS = ("deal_id", "contact_id", "role", "added_at", "added_by")
+LINE_ITEM_COLUMNS = (
+    "id", "deal_id", "product_id", "name", "description", "quantity", "unit_price", "currency",
+    "discount_percent", "position", "version", "created_by", "created_at", "updated_at",
+)  # fmt: skip
+
+
+def micros_of(instant: datetime) -> int:
+    return (instant - EPOCH) // timedelta(microseconds=1)
+
+
+def instant(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    id: UUID
+    entry: UUID
+    """The first stage, where crm-api puts a new deal."""
+    open: tuple[UUID, ...]
+    funnel: tuple[int, ...]
+    """Cumulative weights of the open stages: fewer deals in each stage than in the one before."""
+    won: tuple[UUID, ...]
+    lost: tuple[UUID, ...]
+
+
+@dataclass(frozen=True)
+class DealRefs:
+    """What deals reference, read from the database: pipelines, companies, their contacts."""
+
+    pipelines: tuple[Pipeline, ...]
+    pipeline_weights: tuple[int, ...]
+    """Cumulative, like every weight list here: `random.choices` then skips summing them."""
+    company_ids: list[UUID]
+    company_micros: list[int]
+    """created_at of each company (ascending), to pick one that existed when a deal was made."""
+    company_contacts: dict[UUID, list[tuple[int, UUID]]]
+    """A company's first contacts: (created_at in µs, id), oldest first."""
+
+
+@dataclass
+class DealSideRows:
+    """The rows that hang off a chunk of deals, copied once the deals are in."""
+
+    history: list[tuple[object, ...]] = field(default_factory=list)
+    contacts: list[tuple[object, ...]] = field(default_factory=list)
+    line_items: list[tuple[object, ...]] = field(default_factory=list)
+
+    async def copy(self, conn: asyncpg.Connection) -> None:
+        tables = (
+            ("deal_stage_history", self.history, HISTORY_COLUMNS),
+            ("deal_contacts", self.contacts, DEAL_CONTACT_COLUMNS),
+            ("line_items", self.line_items, LINE_ITEM_COLUMNS),
+        )
+        for table, records, columns in tables:
+            await conn.copy_records_to_table(table, records=records, columns=columns)
+
+
+class Timeline:
+    """The instants of a deal's changes after its creation: increasing, never past `end_us`."""
+
+    def __init__(self, start_us: int, end_us: int, rng: random.Random) -> None:
+        self.last = start_us
+        self.end_us = end_us
+        self.rng = rng
+
+    def next(self) -> int:
+        gap = min(MAX_GAP_US, (self.end_us - self.last) // 2)
+        self.last += 1 + self.rng.randrange(max(1, gap))
+        return self.last
+
+
+class DealMaker:
+    """Deal i of n, as crm-api would have stored it after its life so far: created in its
+    pipeline's first stage, then given contacts and line items (each a new version of the deal;
+    line items set its amount), then moved once to the stage it is in now (unless that is the
+    first), with a stage history row for its creation and for the move."""
+
+    def __init__(self, n: int, clock: Clock, refs: DealRefs, owner_id: UUID, end: datetime) -> None:
+        self.n = n
+        self.clock = clock
+        self.rng = clock.rng
+        self.refs = refs
+        self.owner_id = owner_id
+        self.end_us = micros_of(end)
+
+    def deal(self, i: int, rows: DealSideRows) -> tuple[object, ...]:
+        """Deal i's row; its history, contacts and line items go to `rows`."""
+        rng, owner = self.rng, self.owner_id
+        micros, created = self.clock.at(i)
+        deal_id = uuid7_at(micros, rng)
+        pipeline = rng.choices(self.refs.pipelines, cum_weights=self.refs.pipeline_weights)[0]
+        kind, stage_id = self.stage(pipeline, i)
+        company_id = self.company(micros)
+        currency, per_usd = rng.choices(CURRENCIES, cum_weights=CURRENCY_WEIGHTS)[0]
+        times = Timeline(micros, self.end_us, rng)
+        linked = self.link_contacts(deal_id, company_id, times, rows)
+        target = self.amount(currency, per_usd)
+        amount, items = self.line_items(deal_id, currency, target, times, rows)
+        moved_us = self.stage_history(deal_id, pipeline, stage_id, micros, times, rows)
+        version = 1 + linked + items + (stage_id != pipeline.entry)
+        name = f"{rng.choice(WORDS)} {rng.choice(DEAL_KINDS)} {i}"
+        close = None if rng.random() < 0.2 else created.date() + timedelta(rng.randint(14, 180))
+        closed_at = None if kind == StageKind.open else instant(moved_us)
+        return (
+            deal_id, name, sort_key_text(name, NAME_KEY_LENGTH), pipeline.id, stage_id, kind,
+            instant(moved_us), amount, currency, close, owner, company_id,
+            rng.choice(NEXT_STEPS) if kind == StageKind.open else None,
+            rng.choice(LOST_REASONS) if kind == StageKind.lost else None,
+            closed_at, "{}", version, owner, created, instant(times.last),
+        )  # fmt: skip
+
+    def stage_history(
+        self,
+        deal_id: UUID,
+        pipeline: Pipeline,
+        stage_id: UUID,
+        created_us: int,
+        times: Timeline,
+        rows: DealSideRows,
+    ) -> int:
+        """Entering the first stage at creation, then the move to `stage_id` unless that is the
+        first stage; returns when the deal entered `stage_id`."""
+        rng, owner = self.rng, self.owner_id
+        rows.history.append((uuid7_at(created_us, rng), deal_id, pipeline.id, None,
+                             pipeline.entry, instant(created_us), owner))  # fmt: skip
+        if stage_id == pipeline.entry:
+            return created_us
+        moved_us = times.next()
+        rows.history.append((uuid7_at(moved_us, rng), deal_id, pipeline.id, pipeline.entry,
+                             stage_id, instant(moved_us), owner))  # fmt: skip
+        return moved_us
+
+    def stage(self, pipeline: Pipeline, i: int) -> tuple[str, UUID]:
+        """(status, stage id). Recent deals are mostly open, old ones mostly closed: 20% open at
+        the start of the two years, all at the end, 60% overall; open deals thin out from the
+        first stage to the last, like a funnel."""
+        rng = self.rng
+        if rng.random() < 0.2 + 0.8 * i / self.n:
+            return StageKind.open, rng.choices(pipeline.open, cum_weights=pipeline.funnel)[0]
+        if rng.random() < WON_SHARE:
+            return StageKind.won, rng.choice(pipeline.won)
+        return StageKind.lost, rng.choice(pipeline.lost)
+
+    def company(self, micros: int) -> UUID | None:
+        """90% of deals are at a company that existed when they were created."""
+        existing = bisect_right(self.refs.company_micros, micros)
+        if existing and self.rng.random() < 0.9:
+            return self.refs.company_ids[self.rng.randrange(existing)]
+        return None
+
+    def amount(self, currency: str, per_usd: Decimal) -> Decimal:
+        """Mostly a few thousand to a few hundred thousand USD; 2% of deals have no amount."""
+        if self.rng.random() < 0.02:
+            return Decimal(0)
+        usd = min(5_000_000.0, max(100.0, self.rng.lognormvariate(9.4, 1.1)))
+        return to_minor_units(Decimal(f"{usd:.4f}") * per_usd, currency)
+
+    def link_contacts(
+        self, deal_id: UUID, company_id: UUID | None, times: Timeline, rows: DealSideRows
+    ) -> int:
+        """One or two of the company's contacts (existing by then), each with a role."""
+        known = self.refs.company_contacts.get(company_id) if company_id else None
+        if not known or self.rng.random() >= CONTACT_SHARE:
+            return 0
+        first_us = times.next()
+        existing = [contact_id for created_us, contact_id in known if created_us <= first_us]
+        chosen = self.rng.sample(existing, min(len(existing), self.rng.randint(1, 2)))
+        for number, contact_id in enumerate(chosen):
+            added_us = first_us if number == 0 else times.next()
+            rows.contacts.append((deal_id, contact_id, self.rng.choice(ROLES),
+                                  instant(added_us), self.owner_id))  # fmt: skip
+        return len(chosen)
+
+    def line_items(
+        self, deal_id: UUID, currency: str, target: Decimal, times: Timeline, rows: DealSideRows
+    ) -> tuple[Decimal, int]:
+        """(the deal's amount, its number of line items). 1-3 items priced to land near
+        `target`; the amount is then their sum as crm-api computes it (`deal_amount`)."""
+        rng = self.rng
+        if rng.random() >= LINE_ITEM_SHARE:
+            return target, 0
+        count = rng.randint(1, 3)
+        smallest = Decimal(1).scaleb(-MINOR_UNITS[currency])
+        items = []
+        for position in range(count):
+            quantity, discount = rng.choice(QUANTITIES), rng.choice(DISCOUNTS)
+            price = target / count / quantity * 100 / (100 - discount)
+            item = {
+                "quantity": quantity,
+                "unit_price": max(smallest, to_minor_units(price, currency)),
+                "discount_percent": discount,
+            }
+            created = instant(times.next())
+            rows.line_items.append((
+                uuid7_at(micros_of(created), rng), deal_id, None, rng.choice(ITEM_NAMES), None,
+                quantity, item["unit_price"], currency, discount, position, 1, self.owner_id,
+                created, created,
+            ))  # fmt: skip
+            items.append(item)
+        return deal_amount(items, currency), count
+
+
+async def create_pipelines(conn: asyncpg.Connection, at: datetime, rng: random.Random) -> None:
+    """The generator's pipelines that the database lacks, with the columns the migration writes."""
+    present = {row["name"] for row in await conn.fetch("SELECT name FROM pipelines")}
+    micros = micros_of(at)
+    for name, stages in EXTRA_PIPELINES.items():
+        if name in present:
+            continue
+        pipeline_id = uuid7_at(micros, rng)
+        pipeline = (pipeline_id, name, False, 1, at, at)
+        await conn.copy_records_to_table("pipelines", records=[pipeline], columns=PIPELINE_COLUMNS)
+        stage_rows = [
+            (uuid7_at(micros, rng), pipeline_id, stage, position, probability, kind, at, at)
+            for position, (stage, probability, kind) in enumerate(stages)
+        ]
+        await conn.copy_records_to_table(
+            "pipeline_stages", records=stage_rows, columns=STAGE_COLUMNS
+        )
+
+
+async def read_pipelines(conn: asyncpg.Connection) -> tuple[Pipeline, ...]:
+    rows = await conn.fetch(
+        "SELECT p.name, p.id AS pipeline_id, s.id, s.kind FROM pipelines p"
+        " JOIN pipeline_stages s ON s.pipeline_id = p.id"
+        " WHERE p.name = ANY($1) ORDER BY s.position, s.id",
+        list(PIPELINE_WEIGHTS),
+    )
+    found = []
+    for name in PIPELINE_WEIGHTS:
+        stages = [row for row in rows if row["name"] == name]
+        if not stages:
+            raise SystemExit(f"no pipeline named {name!r}")
+        found.append(pipeline_of(stages))
+    return tuple(found)
+
+
+def pipeline_of(stages: list[asyncpg.Record]) -> Pipeline:
+    """A pipeline from its stages, in order."""
+
+    def of_kind(kind: StageKind) -> tuple[UUID, ...]:
+        return tuple(row["id"] for row in stages if row["kind"] == kind)
+
+    open_stages = of_kind(StageKind.open)
+    return Pipeline(
+        id=stages[0]["pipeline_id"],
+        entry=stages[0]["id"],
+        open=open_stages,
+        funnel=tuple(accumulate(range(len(open_stages), 0, -1))),
+        won=of_kind(StageKind.won),
+        lost=of_kind(StageKind.lost),
+    )
+
+
+async def read_deal_refs(conn: asyncpg.Connection) -> DealRefs:
+    companies = await conn.fetch(
+        "SELECT id, created_at FROM companies WHERE archived_at IS NULL ORDER BY created_at, id"
+    )
+    # A few contacts per company are plenty: a deal gets one or two of them.
+    contacts = await conn.fetch(
+        "SELECT company_id, (array_agg(id ORDER BY created_at, id))[1:4] AS ids,"
+        " (array_agg(created_at ORDER BY created_at, id))[1:4] AS created"
+        " FROM contacts WHERE company_id IS NOT NULL AND archived_at IS NULL GROUP BY company_id"
+    )
+    return DealRefs(
+        pipelines=await read_pipelines(conn),
+        pipeline_weights=tuple(accumulate(PIPELINE_WEIGHTS.values())),
+        company_ids=[row["id"] for row in companies],
+        company_micros=[micros_of(row["created_at"]) for row in companies],
+        company_contacts={
+            row["company_id"]: [
+                (micros_of(created), contact_id)
+                for created, contact_id in zip(row["created"], row["ids"], strict=True)
+            ]
+            for row in contacts
+        },
+    )
+
+
+async def load_deals(
+    conn: asyncpg.Connection, n: int, owner_id: UUID, end: datetime, rng: random.Random
+) -> None:
+    # The new pipelines predate every deal: deals are spread over the SPAN before `end`.
+    await create_pipelines(conn, end - SPAN - timedelta(days=1), rng)
+    refs = await read_deal_refs(conn)
+    maker = DealMaker(n, Clock(n, end, rng), refs, owner_id, end)
+    started = time.perf_counter()
+    for start in range(0, n, CHUNK):
+        stop = min(n, start + CHUNK)
+        side_rows = DealSideRows()
+        # A generator, so that PostgreSQL stores deals while Python makes the next ones.
+        deals = (maker.deal(i, side_rows) for i in range(start, stop))
+        await conn.copy_records_to_table("deals", records=deals, columns=DEAL_COLUMNS)
+        await side_rows.copy(conn)
+        rate = stop / (time.perf_counter() - started)
+        print(f"  deals {stop:>10,} / {n:,}  ({rate:,.0f} deals/s)", flush=True)
+
+
+# What each part of the load writes: vacuumed once it is in.
+CONTACT_TABLES = ("companies", "contacts", "users")
+DEAL_TABLES = ("pipelines", "pipeline_stages", "deals", "deal_stage_history", "deal_contacts",
+               "line_items")  # fmt: skip
+
+
+async def require_empty(conn: asyncpg.Connection, tables: list[str]) -> None:
+    for table in tables:
+        existing = await conn.fetchval(f"SELECT count(*) FROM {table}")
+        if existing:
+            raise SystemExit(f"{table} already holds {existing:,} rows; use a fresh database")
+
+
 async def generate(
     database_url: str,
     contacts: int,
     companies: int,
     owner_id: UUID | None = None,
     seed: int = 42,
+    deals: int = 0,
 ) -> dict[str, float]:
-    """Loads the rows, then VACUUM ANALYZE; returns counts and timings."""
+    """Loads companies and contacts (unless both are 0), then `deals` deals, then VACUUM ANALYZE;
+    returns counts and timings."""
     rng = random.Random(seed)
     end = datetime.now(UTC)
+    people = bool(contacts or companies)
+    tables = [*(CONTACT_TABLES if people else ()), *(DEAL_TABLES if deals else ())]
     conn = await asyncpg.connect(plain_dsn(database_url))
     try:
-        existing = await conn.fetchval("SELECT count(*) FROM contacts")
-        if existing:
-            raise SystemExit(f"contacts already holds {existing:,} rows; use a fresh database")
+        await require_empty(conn, [table for table in ("contacts", "deals") if table in tables])
         started = time.perf_counter()
+        timing: dict[str, float] = {"contacts": contacts, "companies": companies, "deals": deals}
         # One transaction: a failed or interrupted load leaves no partial data behind that a
         # later `run.py --reuse` would mistake for a complete dataset.
         async with conn.transaction():
             owner = await ensure_owner(conn, owner_id)
-            rows, refs = company_rows(companies, owner, end, rng)
-            await conn.copy_records_to_table("companies", records=rows, columns=COMPANY_COLUMNS)
-            print(f"  companies {companies:,} in {time.perf_counter() - started:.1f}s", flush=True)
-            await load_contacts(conn, contacts, refs, owner, Clock(contacts, end, rng))
-        loaded = time.perf_counter() - started
+            if people:
+                await load_companies_and_contacts(conn, companies, contacts, owner, end, rng)
+            timing["contacts_s"] = time.perf_counter() - started
+            if deals:
+                await load_deals(conn, deals, owner, end, rng)
+            timing["deals_s"] = time.perf_counter() - started - timing["contacts_s"]
+        timing["load_s"] = time.perf_counter() - started
         # VACUUM, not just ANALYZE: it sets hint bits and the visibility map now, instead of
         # the first benchmark reads dirtying (and writing back) every freshly loaded page.
-        await conn.execute("VACUUM (ANALYZE) companies, contacts, users")
-        total = time.perf_counter() - started
+        await conn.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")
+        timing["total_s"] = time.perf_counter() - started
     finally:
         await conn.close()
-    return {"contacts": contacts, "companies": companies, "load_s": loaded, "total_s": total}
+    return timing
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", required=True, help="a migrated, empty database")
+    parser.add_argument("--database-url", required=True, help="a migrated database")
     parser.add_argument("--contacts", type=int, default=1_000_000)
-    parser.add_argument("--companies", type=int, default=50_000)
+    parser.add_argument("--companies", type=int, help="default: contacts / 20")
+    parser.add_argument("--deals", type=int, default=0, help="loaded after contacts")
     parser.add_argument("--owner-id", type=UUID, help="owner of every row (default: bench user)")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
+    companies = args.companies if args.companies is not None else args.contacts // 20
     result = asyncio.run(
-        generate(args.database_url, args.contacts, args.companies, args.owner_id, args.seed)
+        generate(args.database_url, args.contacts, companies, args.owner_id, args.seed, args.deals)
     )
     print(
-        f"loaded {args.contacts:,} contacts and {args.companies:,} companies in "
-        f"{result['load_s']:.1f}s, {result['total_s']:.1f}s with VACUUM ANALYZE"
+        f"loaded {args.contacts:,} contacts, {companies:,} companies and {args.deals:,} deals in "
+        f"{result['load_s']:.1f}s (deals {result['deals_s']:.1f}s), "
+        f"{result['total_s']:.1f}s with VACUUM ANALYZE"
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+DEFAULT_TIMEOUT = 5
 
 
 @dataclass
@@ -59,8 +60,11 @@ def script(load: Load, name: str) -> Path:
     return path
 
 
-def run_wrk(load: Load, script_name: str, url: str, seconds: int) -> Measurement:
-    options = f"-t{load.threads} -c{load.connections} -d{seconds}s --timeout 5s"
+def run_wrk(
+    load: Load, script_name: str, url: str, seconds: int, timeout: int = DEFAULT_TIMEOUT
+) -> Measurement:
+    """`timeout`: seconds after which wrk gives up on a response and counts a socket error."""
+    options = f"-t{load.threads} -c{load.connections} -d{seconds}s --timeout {timeout}s"
     command = ["wrk", *options.split(), "-s", str(script(load, script_name))]
     for header in load.headers:
         command += ["-H", header]

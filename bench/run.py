@@ -1,8 +1,9 @@
 """Benchmark crm-api against a bare Starlette + asyncpg baseline with wrk, on one dataset.
 
-    .venv/bin/python bench/run.py                     # 1M contacts, fresh database
-    .venv/bin/python bench/run.py --contacts 50000    # a quick run
+    .venv/bin/python bench/run.py                     # 1M contacts and 1M deals, fresh database
+    .venv/bin/python bench/run.py --contacts 50000 --deals 100000   # a quick run
     .venv/bin/python bench/run.py --reuse             # keep the data of a previous run
+    .venv/bin/python bench/run.py --only board,list_stage_amount    # the deal scenarios only
 
 See bench/README.md for what each scenario measures and how the ratios are computed.
 """
@@ -17,15 +18,18 @@ import signal
 import subprocess
 import sys
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 import generate
 import profile_summary
-from load import ForeignCpu, Load, Measurement, run_wrk, wait_for_quiet
+from load import DEFAULT_TIMEOUT, ForeignCpu, Load, Measurement, run_wrk, wait_for_quiet
 from report import Report, render
 from servers import Server, http, running
 
@@ -35,6 +39,9 @@ BENCH_DIR = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent  # crm-api, uvicorn and py-spy live beside this python
 ADMIN_EMAIL = "bench-admin@bench.example"
 DEEP_FRACTION = 0.9  # the deep page starts after 90% of the live contacts
+LIST_STAGE = "Proposal"  # the stage of the default pipeline whose open deals are listed
+BOARD_DEALS = 20  # crm-api's default deals per board column
+SCENARIO_KEYS = ("get_one", "list_first", "list_deep", "board", "list_stage_amount", "post")
 MIN_IDLE = 0.85  # between runs (servers idle), less idle CPU than this means another job runs
 MAX_FOREIGN_CPU = 0.05  # a run during which other processes used more CPU than this is redone
 
@@ -45,6 +52,7 @@ class Config:
     db_name: str
     contacts: int
     companies: int
+    deals: int
     reuse: bool
     duration: int
     warmup: int
@@ -79,6 +87,20 @@ class Scenario:
     crm_path: str
     baseline_path: str
     expected_status: int = 200
+    same_body: bool = False
+    """Both servers must answer with the same JSON (they read the same rows the same way)."""
+    wrk_timeout: int = DEFAULT_TIMEOUT
+    """Seconds before wrk counts a response as timed out (an error that flags the run)."""
+
+
+@dataclass(frozen=True)
+class SalesPipeline:
+    """The default pipeline: its id, its stages in order as (id, name, kind), and the stage
+    whose open deals `list_stage_amount` lists."""
+
+    id: str
+    stages: tuple[tuple[str, str, str], ...]
+    list_stage_id: str
 
 
 @dataclass(frozen=True)
@@ -94,6 +116,8 @@ class Fixtures:
     deep_cursor: str
     deep_after: tuple[str, str]
     deep_first_id: str
+    live_deals: int
+    sales: SalesPipeline
 
 
 class ScenarioError(Exception):
@@ -103,17 +127,23 @@ class ScenarioError(Exception):
 # -- the database ----------------------------------------------------------------------------
 
 
-async def database_has_contacts(config: Config) -> bool:
+async def stored_data(config: Config) -> set[str]:
+    """Which of contacts and deals the database holds (neither if there is no database)."""
     try:
         conn = await asyncpg.connect(config.dsn(config.db_name))
     except asyncpg.InvalidCatalogNameError:
-        return False
+        return set()
+    found = set()
     try:
-        return bool(await conn.fetchval("SELECT EXISTS (SELECT FROM contacts)"))
-    except asyncpg.UndefinedTableError:
-        return False
+        for table in ("contacts", "deals"):
+            try:
+                if await conn.fetchval(f"SELECT EXISTS (SELECT FROM {table})"):
+                    found.add(table)
+            except asyncpg.UndefinedTableError:
+                pass  # migrated before the table existed: `migrate` adds it
     finally:
         await conn.close()
+    return found
 
 
 async def recreate_database(config: Config) -> None:
@@ -155,8 +185,10 @@ def admin_user(config: Config) -> str:
 
 
 def prepare_database(config: Config, report: Report) -> tuple[str, str]:
-    """A migrated database with data (fresh, or reused); returns (admin user id, API key)."""
-    reuse = config.reuse and asyncio.run(database_has_contacts(config))
+    """A migrated database with data (fresh, or reused); returns (admin user id, API key).
+    A reused database without deals (made before deals were benchmarked) gets them."""
+    stored = asyncio.run(stored_data(config))
+    reuse = config.reuse and "contacts" in stored
     if not reuse:
         print(f"creating database {config.db_name}", flush=True)
         asyncio.run(recreate_database(config))
@@ -167,20 +199,45 @@ def prepare_database(config: Config, report: Report) -> tuple[str, str]:
     report.dataset["generated"] = not reuse
     if reuse:
         print(f"reusing the data in {config.db_name}", flush=True)
-        return owner_id, api_key
-    print(f"generating {config.contacts:,} contacts, {config.companies:,} companies", flush=True)
-    timing = asyncio.run(
-        generate.generate(
-            config.crm_database_url, config.contacts, config.companies, owner_id=UUID(owner_id)
-        )
-    )
-    report.dataset["generate_seconds"] = round(timing["total_s"], 1)
-    print(f"data generated in {timing['total_s']:.1f}s", flush=True)
+    contacts, companies = (0, 0) if reuse else (config.contacts, config.companies)
+    deals = 0 if reuse and "deals" in stored else config.deals
+    if contacts or companies or deals:
+        load_data(config, report, contacts, companies, deals, owner_id)
     return owner_id, api_key
 
 
+def load_data(
+    config: Config, report: Report, contacts: int, companies: int, deals: int, owner_id: str
+) -> None:
+    print(f"generating {contacts:,} contacts, {companies:,} companies, {deals:,} deals", flush=True)
+    url, owner = config.crm_database_url, UUID(owner_id)
+    timing = asyncio.run(generate.generate(url, contacts, companies, owner_id=owner, deals=deals))
+    report.dataset["generate_seconds"] = round(timing["total_s"], 1)
+    report.dataset["generate_deals_seconds"] = round(timing["deals_s"], 1)
+    print(
+        f"data generated in {timing['total_s']:.1f}s (deals: {timing['deals_s']:.1f}s)", flush=True
+    )
+
+
+async def find_sales_pipeline(conn: asyncpg.Connection) -> SalesPipeline:
+    pipeline_id = await conn.fetchval("SELECT id FROM pipelines WHERE is_default")
+    stages = await conn.fetch(
+        "SELECT id, name, kind FROM pipeline_stages WHERE pipeline_id = $1 ORDER BY position, id",
+        pipeline_id,
+    )
+    listed = [row["id"] for row in stages if row["name"] == LIST_STAGE and row["kind"] == "open"]
+    if not listed:
+        raise SystemExit(f"the default pipeline has no open stage named {LIST_STAGE!r}")
+    return SalesPipeline(
+        id=str(pipeline_id),
+        stages=tuple((str(row["id"]), row["name"], row["kind"]) for row in stages),
+        list_stage_id=str(listed[0]),
+    )
+
+
 async def find_fixtures(config: Config, api_key: str) -> Fixtures:
-    """Sampled ids, and the row at 90% of the created_at order with the cursor just before it."""
+    """Sampled ids, the row at 90% of the created_at order with the cursor just before it, and
+    the default pipeline's stages."""
     conn = await asyncpg.connect(config.dsn(config.db_name))
     try:
         live = await conn.fetchval("SELECT count(*) FROM contacts WHERE archived_at IS NULL")
@@ -195,6 +252,8 @@ async def find_fixtures(config: Config, api_key: str) -> Fixtures:
             " ORDER BY created_at, id OFFSET $1 LIMIT 2",
             offset,
         )
+        live_deals = await conn.fetchval("SELECT count(*) FROM deals WHERE archived_at IS NULL")
+        sales = await find_sales_pipeline(conn)
     finally:
         await conn.close()
     ids_file = config.out_dir / "ids.lua"
@@ -210,6 +269,8 @@ async def find_fixtures(config: Config, api_key: str) -> Fixtures:
         deep_cursor=encode_cursor("created_at", [created_at, contact_id]),
         deep_after=(created_at.isoformat(), str(contact_id)),
         deep_first_id=str(first_row["id"]),
+        live_deals=live_deals,
+        sales=sales,
     )
 
 
@@ -223,19 +284,30 @@ def scenarios(fixtures: Fixtures) -> list[Scenario]:
         {"limit": 50, "after_created_at": after_created_at, "after_id": after_id}
     )
     deep = f"list 50, after row {fixtures.deep_offset:,}"
+    board = f"/pipelines/{fixtures.sales.id}/board"
+    stage_list = urllib.parse.urlencode(
+        {"stage_id": fixtures.sales.list_stage_id, "status": "open", "sort": "-amount", "limit": 50}
+    )
     return [
         Scenario("get_one", "GET one contact", "get_one.lua", "/v1/contacts/", "/contacts/"),
         Scenario("list_first", "list 50, first page", "static.lua",
                  "/v1/contacts?limit=50", "/contacts?limit=50"),
         Scenario("list_deep", deep, "static.lua", f"/v1/contacts?{deep_crm}",
                  f"/contacts?{deep_base}"),
+        # At 1M deals a board costs ~150 ms of database time: 32 connections queue for
+        # seconds, which is the measurement, not a failure.
+        Scenario("board", "board, Sales pipeline", "static.lua", f"/v1{board}", board,
+                 same_body=True, wrk_timeout=30),
+        Scenario("list_stage_amount", f"list 50 {LIST_STAGE} by -amount", "static.lua",
+                 f"/v1/deals?{stage_list}", f"/deals?{stage_list}", same_body=True),
         Scenario("post", "POST create contact", "post_contact.lua", "/v1/contacts", "/contacts",
                  expected_status=201),
     ]  # fmt: skip
 
 
-def preflight(scenario: Scenario, server: Server, fixtures: Fixtures, path: str) -> None:
-    """One request like the load will send: a benchmark of error responses is worthless."""
+def preflight(scenario: Scenario, server: Server, fixtures: Fixtures, path: str) -> Any:
+    """One request like the load will send, checked: a benchmark of error responses (or of
+    the wrong data) is worthless. Returns the response's JSON."""
     headers = {"Authorization": f"Bearer {fixtures.api_key}", "Content-Type": "application/json"}
     body = None
     if scenario.key == "get_one":
@@ -249,15 +321,91 @@ def preflight(scenario: Scenario, server: Server, fixtures: Fixtures, path: str)
             f"{server.name}: HTTP {status}: {content[:300].decode(errors='replace')}"
         )
     document = json.loads(content)
-    if scenario.key == "get_one" and document["id"] != fixtures.sample_id:
-        raise ScenarioError(f"{server.name} returned contact {document['id']}")
-    if scenario.key == "list_deep":
-        first, size = document["data"][0]["id"], len(document["data"])
-        if first != fixtures.deep_first_id or size != 50:
-            raise ScenarioError(
-                f"{server.name}: the page starts at {first} with {size} items, expected "
-                f"row {fixtures.deep_offset + 1:,} ({fixtures.deep_first_id}) and 50"
-            )
+    check = BODY_CHECKS.get(scenario.key)
+    problem = check(document, fixtures) if check else None
+    if problem:
+        raise ScenarioError(f"{server.name}: {problem}")
+    return document
+
+
+def check_get_one(contact: Any, fixtures: Fixtures) -> str | None:
+    if contact["id"] != fixtures.sample_id:
+        return f"returned contact {contact['id']}, not {fixtures.sample_id}"
+    return None
+
+
+def check_deep_page(page: Any, fixtures: Fixtures) -> str | None:
+    first, size = page["data"][0]["id"], len(page["data"])
+    if first != fixtures.deep_first_id or size != 50:
+        return (
+            f"the page starts at {first} with {size} items, expected "
+            f"row {fixtures.deep_offset + 1:,} ({fixtures.deep_first_id}) and 50"
+        )
+    return None
+
+
+def check_deals(deals: list[Any], stage_id: str, sizes: range) -> str | None:
+    """Deals of one stage, all open, by amount descending, as many as one of `sizes`."""
+    if len(deals) not in sizes:
+        return f"{len(deals)} deals, expected {sizes.start}-{sizes.stop - 1}"
+    if any(deal["stage_id"] != stage_id or deal["status"] != "open" for deal in deals):
+        return f"a deal not open in stage {stage_id}"
+    amounts = [Decimal(deal["amount"]) for deal in deals]
+    if amounts != sorted(amounts, reverse=True):
+        return f"amounts not in descending order: {amounts}"
+    return None
+
+
+def check_board(board: Any, fixtures: Fixtures) -> str | None:
+    """The default pipeline's stages in order; open ones with their top deals, closed ones
+    with none."""
+    columns = board["stages"]
+    found = [(column["stage"]["id"], column["stage"]["name"]) for column in columns]
+    expected = [(stage_id, name) for stage_id, name, _ in fixtures.sales.stages]
+    if found != expected:
+        return f"stages {found}, expected {expected}"
+    for column, (stage_id, name, kind) in zip(columns, fixtures.sales.stages, strict=True):
+        deals = column["deals"]
+        if kind != "open":
+            problem = f"{len(deals)} deals shown in a closed stage" if deals else None
+        else:
+            problem = check_deals(deals, stage_id, range(1, BOARD_DEALS + 1))
+        if problem:
+            return f"stage {name}: {problem}"
+    return None
+
+
+def check_stage_page(page: Any, fixtures: Fixtures) -> str | None:
+    return check_deals(page["data"], fixtures.sales.list_stage_id, range(50, 51))
+
+
+BODY_CHECKS: dict[str, Callable[[Any, Fixtures], str | None]] = {
+    "get_one": check_get_one,
+    "list_deep": check_deep_page,
+    "board": check_board,
+    "list_stage_amount": check_stage_page,
+}
+
+
+def first_difference(crm: Any, baseline: Any, where: str = "") -> str | None:
+    """Where two JSON documents first differ (None if they are equal)."""
+    if isinstance(crm, dict) and isinstance(baseline, dict):
+        for key in sorted(crm.keys() | baseline.keys()):
+            if key not in crm or key not in baseline:
+                return f"{where}.{key} is on one side only"
+            found = first_difference(crm[key], baseline[key], f"{where}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(crm, list) and isinstance(baseline, list) and len(crm) == len(baseline):
+        for index, (left, right) in enumerate(zip(crm, baseline, strict=True)):
+            found = first_difference(left, right, f"{where}[{index}]")
+            if found:
+                return found
+        return None
+    if crm == baseline:
+        return None
+    return f"{where or 'body'}: crm {crm!r:.120}, baseline {baseline!r:.120}"
 
 
 # -- measuring -------------------------------------------------------------------------------
@@ -285,8 +433,11 @@ class Bench:
 
     def run_scenario(self, scenario: Scenario) -> None:
         try:
-            preflight(scenario, self.crm, self.fixtures, scenario.crm_path)
-            preflight(scenario, self.baseline, self.fixtures, scenario.baseline_path)
+            crm_body = preflight(scenario, self.crm, self.fixtures, scenario.crm_path)
+            base_body = preflight(scenario, self.baseline, self.fixtures, scenario.baseline_path)
+            difference = scenario.same_body and first_difference(crm_body, base_body)
+            if difference:
+                raise ScenarioError(f"crm-api and the baseline answer differently: {difference}")
         except ScenarioError as error:
             print(f"  !!! {scenario.name}: {error}", flush=True)
             self.report.fail(scenario.key, scenario.name, str(error))
@@ -313,10 +464,12 @@ class Bench:
         config, url = self.config, server.base_url + path
         wait_for_quiet(MIN_IDLE, config.quiet_wait)
         if warm and config.warmup:
-            run_wrk(self.load, scenario.script, url, config.warmup)
+            run_wrk(self.load, scenario.script, url, config.warmup, scenario.wrk_timeout)
         for attempt in range(config.retries + 1):
             with ForeignCpu(self.is_ours) as foreign:
-                result = run_wrk(self.load, scenario.script, url, config.duration)
+                result = run_wrk(
+                    self.load, scenario.script, url, config.duration, scenario.wrk_timeout
+                )
             result.foreign_cpu = round(foreign.share, 3)
             if result.foreign_cpu <= MAX_FOREIGN_CPU or attempt == config.retries:
                 break
@@ -334,15 +487,14 @@ class Bench:
         )
         return result
 
-    def profile_get_one(self) -> str:
-        """An extra GET-one load on crm with py-spy on every worker; the top frames as text."""
+    def profile(self, scenario: Scenario) -> str:
+        """An extra load of `scenario` on crm with py-spy on every worker; the top frames."""
         py_spy, config = VENV_BIN / "py-spy", self.config
         if not py_spy.exists():
             return f"py-spy not installed: {VENV_BIN / 'pip'} install py-spy"
-        scenario = scenarios(self.fixtures)[0]
         recorders, outputs = [], []
         for pid in self.crm.worker_pids():
-            output = config.out_dir / f"py-spy-get-one-{pid}.txt"
+            output = config.out_dir / f"py-spy-{scenario.key.replace('_', '-')}-{pid}.txt"
             # --gil: sample the thread running Python, not idle thread-pool threads.
             record = f"record --pid {pid} --duration {config.duration} --rate 250 --gil"
             command = [str(py_spy), *record.split(), "--format", "raw", "--nolineno"]
@@ -351,7 +503,7 @@ class Bench:
             outputs.append(output)
         try:
             url = self.crm.base_url + scenario.crm_path
-            run_wrk(self.load, scenario.script, url, config.duration)
+            run_wrk(self.load, scenario.script, url, config.duration, scenario.wrk_timeout)
         finally:
             for recorder in recorders:
                 recorder.wait(timeout=config.duration + 60)
@@ -392,7 +544,11 @@ def run(config: Config) -> int:
     report.dataset["source"] = source_state()
     owner_id, api_key = prepare_database(config, report)
     fixtures = asyncio.run(find_fixtures(config, api_key))
-    report.dataset.update(live_contacts=fixtures.live_contacts, deep_offset=fixtures.deep_offset)
+    report.dataset.update(
+        live_contacts=fixtures.live_contacts,
+        deep_offset=fixtures.deep_offset,
+        live_deals=fixtures.live_deals,
+    )
     load = Load(
         threads=config.threads,
         connections=config.connections,
@@ -408,22 +564,32 @@ def run(config: Config) -> int:
         baseline.wait_ready("/healthz")
         print(f"servers up; crm workers {crm.worker_pids()}", flush=True)
         # POST last: the rows it adds must not shift the pages the list scenarios read.
-        for scenario in scenarios(fixtures):
-            if not config.only or scenario.key in config.only:
-                bench.run_scenario(scenario)
+        chosen = [s for s in scenarios(fixtures) if not config.only or s.key in config.only]
+        for scenario in chosen:
+            bench.run_scenario(scenario)
         report.check_targets()
-        missed = not all(target["met"] for target in report.targets)
-        if config.profile == "always" or (config.profile == "auto" and missed):
-            print("profiling the crm workers during GET one (py-spy)...", flush=True)
-            report.profile_get_one = bench.profile_get_one()
+        for scenario in to_profile(config, report, chosen):
+            print(f"profiling the crm workers during {scenario.name} (py-spy)...", flush=True)
+            report.profiles[scenario.name] = bench.profile(scenario)
     report_path = config.out_dir.with_suffix(".json")
     report.write(report_path)
     print()
     print(render(report, load_line(config, report)))
-    if report.profile_get_one:
-        print("\npy-spy of the crm workers during GET one contact:\n" + report.profile_get_one)
+    for name, profile in report.profiles.items():
+        print(f"\npy-spy of the crm workers during {name}:\n{profile}")
     print(f"\nresults: {report_path}\nserver logs and wrk scripts: {config.out_dir}")
     return 1 if report.problems else 0
+
+
+def to_profile(config: Config, report: Report, chosen: list[Scenario]) -> list[Scenario]:
+    """`--profile always`: every measured scenario; `auto`: those whose targets were missed."""
+    measured = [scenario for scenario in chosen if "error" not in report.results[scenario.key]]
+    if config.profile == "always":
+        return measured
+    if config.profile == "auto":
+        missed = report.missed_scenarios()
+        return [scenario for scenario in measured if scenario.key in missed]
+    return []
 
 
 def source_state() -> dict[str, object]:
@@ -444,7 +610,8 @@ def load_line(config: Config, report: Report) -> str:
     dirty = f" + {len(source['uncommitted'])} uncommitted files" if source["uncommitted"] else ""
     return (
         f"crm-api {source['commit']}{dirty}; "
-        f"{report.dataset['live_contacts']:,} live contacts\nwrk -t{config.threads} "
+        f"{report.dataset['live_contacts']:,} live contacts, "
+        f"{report.dataset['live_deals']:,} live deals\nwrk -t{config.threads} "
         f"-c{config.connections}, {config.duration}s measured after {config.warmup}s warm-up; "
         f"{config.workers} workers per server; {config.rounds} round(s), median shown; "
         f"crm access log {access_log}"
@@ -462,7 +629,12 @@ def parse_args() -> Config:
     add("--db-name", default="crm_bench", help="dropped and recreated unless --reuse")
     add("--contacts", type=int, default=1_000_000)
     add("--companies", type=int, help="default: contacts / 20")
-    add("--reuse", action="store_true", help="keep the database's data if it has contacts")
+    add("--deals", type=int, default=1_000_000, help="over 3 pipelines, loaded after contacts")
+    add(
+        "--reuse",
+        action="store_true",
+        help="keep the database's data if it has contacts (adding deals if it has none)",
+    )
     add("--duration", type=int, default=10, help="seconds measured per scenario and server")
     add("--warmup", type=int, default=3, help="seconds of unmeasured load before each run")
     add("--threads", type=int, default=1, help="wrk threads")
@@ -495,15 +667,18 @@ def parse_args() -> Config:
         "--profile",
         choices=("auto", "always", "never"),
         default="auto",
-        help="py-spy the crm workers during an extra GET-one run; auto: if a target is missed",
+        help="py-spy the crm workers during an extra run of each scenario: auto: those with a "
+        "missed target; always: all",
     )
     add(
         "--only",
         type=lambda text: frozenset(text.split(",")),
         default=frozenset(),
-        help="comma-separated scenarios to run: get_one,list_first,list_deep,post (default: all)",
+        help=f"comma-separated scenarios to run: {','.join(SCENARIO_KEYS)} (default: all)",
     )
     args = parser.parse_args()
+    if unknown := args.only - set(SCENARIO_KEYS):
+        parser.error(f"--only: unknown scenarios {','.join(sorted(unknown))}")
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", args.db_name):
         parser.error("--db-name: lower-case letters, digits and _ only")
     out_dir = BENCH_DIR / "out" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
