@@ -1,5 +1,6 @@
 """Every ORM model, imported once so Alembic and tests see the whole schema."""
 
+from crm_api.activities.models import Activity, ActivityContact
 from crm_api.companies.models import Company
 from crm_api.contacts.models import Contact, LifecycleChange
 from crm_api.core.audit import AuditEntry
@@ -8,11 +9,14 @@ from crm_api.core.events import Event
 from crm_api.deals.models import Deal, DealContact, DealStageChange, LineItem
 from crm_api.pipelines.models import Pipeline, Stage
 from crm_api.products.models import Product
+from crm_api.tasks.models import Task
 from crm_api.users.models import ApiKey, User
 
 metadata = Base.metadata
 
 __all__ = [
+    "Activity",
+    "ActivityContact",
     "ApiKey",
     "AuditEntry",
     "Company",
@@ -26,6 +30,7 @@ __all__ = [
     "Pipeline",
     "Product",
     "Stage",
+    "Task",
     "User",
     "metadata",
 ]

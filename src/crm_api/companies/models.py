@@ -27,6 +27,7 @@ class Company(Base):
     owner_id: Mapped[UUID] = mapped_column(ForeignKey("users.id"))
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONType)
     external_id: Mapped[str | None] = mapped_column(String(200))
+    last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer)
     created_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

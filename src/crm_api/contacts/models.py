@@ -28,6 +28,12 @@ class Contact(Base):
     do_not_contact: Mapped[bool] = mapped_column(Boolean)
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONType)
     external_id: Mapped[str | None] = mapped_column(String(200))
+    last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_outreach_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the first outbound call or email, or the first meeting, with the contact happened."""
+    next_task_id: Mapped[UUID | None] = mapped_column(Uuid)
+    """The earliest open task by due date, kept by the tasks slice (no foreign key: tasks
+    reference contacts, and the two tables must not depend on each other)."""
     version: Mapped[int] = mapped_column(Integer)
     created_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -56,6 +62,6 @@ class LifecycleChange(Base):
     changed_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
 
     __table_args__ = (
-        Index("ix_contact_lifecycle_changes_contact", "contact_id", "changed_at"),
+        Index("ix_contact_lifecycle_changes_contact", "contact_id", "changed_at", "id"),
         Index("ix_contact_lifecycle_changes_to_stage", "to_stage", "changed_at"),
     )

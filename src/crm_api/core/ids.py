@@ -2,6 +2,8 @@
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -18,5 +20,27 @@ def uuid7() -> UUID:
     return UUID(int=value)
 
 
+class Clock:
+    """What time it is, in UTC. Tests pin it to make time-dependent rules (overdue tasks, future
+    activities) exact; nothing else ever does."""
+
+    def __init__(self) -> None:
+        self._pinned: datetime | None = None
+
+    def now(self) -> datetime:
+        return self._pinned or datetime.now(UTC)
+
+    @contextmanager
+    def pinned(self, at: datetime) -> Iterator[None]:
+        self._pinned = at.astimezone(UTC)
+        try:
+            yield
+        finally:
+            self._pinned = None
+
+
+clock = Clock()
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()

@@ -50,6 +50,9 @@ class Deal(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONType)
     external_id: Mapped[str | None] = mapped_column(String(200))
+    last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_task_id: Mapped[UUID | None] = mapped_column(Uuid)
+    """As on contacts: the earliest open task by due date."""
     version: Mapped[int] = mapped_column(Integer)
     created_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

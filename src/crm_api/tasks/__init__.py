@@ -1,0 +1,1 @@
+"""Tasks: what should happen next, for whom, by when."""

@@ -1,0 +1,65 @@
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_api.core.db import Base, UTCDateTime, live_index
+from crm_api.core.enums import sql_in
+
+
+class Priority(StrEnum):
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+
+PRIORITY_RANK = {Priority.high: 0, Priority.normal: 1, Priority.low: 2}
+"""Ascending rank sorts high first."""
+
+
+class TaskStatus(StrEnum):
+    open = "open"
+    done = "done"
+    cancelled = "cancelled"
+
+
+_ONE_LINK = " + ".join(
+    f"(CASE WHEN {column} IS NULL THEN 0 ELSE 1 END)"
+    for column in ("contact_id", "company_id", "deal_id")
+)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    notes: Mapped[str | None] = mapped_column(Text)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    priority: Mapped[str] = mapped_column(String(10))
+    priority_rank: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10))
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
+    assignee_id: Mapped[UUID] = mapped_column(ForeignKey("users.id"))
+    contact_id: Mapped[UUID | None] = mapped_column(ForeignKey("contacts.id"))
+    company_id: Mapped[UUID | None] = mapped_column(ForeignKey("companies.id"))
+    deal_id: Mapped[UUID | None] = mapped_column(ForeignKey("deals.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(f"priority {sql_in(Priority)}", name="priority"),
+        CheckConstraint(f"status {sql_in(TaskStatus)}", name="status"),
+        CheckConstraint(f"{_ONE_LINK} <= 1", name="one_link"),
+        live_index("ix_tasks_live_due", "due_at", "priority_rank", "id"),
+        live_index("ix_tasks_live_assignee_due", "assignee_id", "due_at", "priority_rank", "id"),
+        Index("ix_tasks_contact", "contact_id", "created_at", "id"),
+        Index("ix_tasks_company", "company_id", "created_at", "id"),
+        Index("ix_tasks_deal", "deal_id", "created_at", "id"),
+    )

@@ -1,0 +1,1 @@
+"""The relationship timeline: one newest-first stream per contact, company or deal."""
