@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from crm_api import __version__
+from crm_api.activities.router import router as activities_router
 from crm_api.audit.router import router as audit_router
 from crm_api.companies.router import router as companies_router
 from crm_api.config import Settings, get_settings
@@ -30,6 +31,8 @@ from crm_api.deals.router import router as deals_router
 from crm_api.health import router as health_router
 from crm_api.pipelines.router import router as pipelines_router
 from crm_api.products.router import router as products_router
+from crm_api.tasks.router import router as tasks_router
+from crm_api.timeline.router import router as timeline_router
 from crm_api.users.auth import Authenticator
 from crm_api.users.router import keys_router
 from crm_api.users.router import router as users_router
@@ -52,6 +55,8 @@ TAGS = [
     {"name": "deals", "description": "Deals: stage moves and history, contacts, line items."},
     {"name": "pipelines", "description": "Pipelines, their ordered stages, and the board."},
     {"name": "products", "description": "The catalog line items are priced from."},
+    {"name": "activities", "description": "Calls, emails, meetings and notes."},
+    {"name": "tasks", "description": "What should happen next, for whom, by when."},
     {"name": "users", "description": "Users and roles."},
     {"name": "api-keys", "description": "API keys: hashed, scoped, revocable."},
     {"name": "audit-log", "description": "Who changed what, before and after."},
@@ -96,6 +101,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pipelines_router,
         board_router,
         products_router,
+        activities_router,
+        tasks_router,
+        timeline_router,
         users_router,
         keys_router,
         audit_router,

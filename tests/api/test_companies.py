@@ -58,6 +58,7 @@ class TestCreateCompany:
             "owner_id": str(rep.id),
             "custom_fields": {"segment": "smb"},
             "external_id": "erp-acme",
+            "last_activity_at": None,
             "version": 1,
             "created_by": str(rep.id),
             "created_at": body["created_at"],

@@ -76,7 +76,5 @@ class ActivityContact(Base):
     live: Mapped[bool] = mapped_column(Boolean)
 
     __table_args__ = (
-        Index(
-            "ix_activity_contacts_contact", "contact_id", "live", "occurred_at", "activity_id"
-        ),
+        Index("ix_activity_contacts_contact", "contact_id", "live", "occurred_at", "activity_id"),
     )

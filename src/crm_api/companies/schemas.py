@@ -84,6 +84,7 @@ class CompanyRead(ReadModel):
     owner_id: UUID
     custom_fields: dict[str, Any]
     external_id: str | None
+    last_activity_at: datetime | None = Field(description="Of its latest live activity.")
     version: int
     created_by: UUID | None
     created_at: datetime

@@ -13,6 +13,7 @@ from crm_api.core.ids import uuid7
 from crm_api.core.listing import ListSpec, prefix_search, record_filters, record_sorts
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordKind
+from crm_api.tasks.repository import next_task_columns, pop_next_task, with_next_task
 
 contacts = table_of(Contact)
 lifecycle_changes = table_of(LifecycleChange)
@@ -24,9 +25,10 @@ def _with_company() -> Any:
     # The company summary is embedded in every contact read, so it is joined, not fetched.
     company_columns = [column.label(_COMPANY + column.key) for column in COMPANY_SUMMARY_COLUMNS]
     company = COMPANY_SUMMARY_COLUMNS[0].table
-    return select(contacts, *company_columns).outerjoin(
+    stmt = select(contacts, *company_columns).outerjoin(
         company, company.c.id == contacts.c.company_id
     )
+    return with_next_task(stmt, contacts)
 
 
 def to_read(row: Row) -> dict[str, Any]:
@@ -36,6 +38,7 @@ def to_read(row: Row) -> dict[str, Any]:
         if key != "name_key" and not key.startswith(_COMPANY)
     }
     record["company"] = company_summary(row, _COMPANY)
+    pop_next_task(record)
     return record
 
 
@@ -87,6 +90,10 @@ def lifecycle_change_row(
     }
 
 
-def with_company_summary(row: Row, summary: Row | None) -> Row:
-    """A raw contact row in the read shape, given its company's summary."""
-    return {**row, **{_COMPANY + key: (summary or {}).get(key) for key in ("id", "name", "domain")}}
+def in_read_shape(row: Row, company: Row | None, next_task: Row | None) -> Row:
+    """A raw contact row in the read shape, given its company's and next task's summaries."""
+    return {
+        **row,
+        **{_COMPANY + key: (company or {}).get(key) for key in ("id", "name", "domain")},
+        **next_task_columns(next_task),
+    }

@@ -18,6 +18,7 @@ from crm_api.core.schemas import (
     ReadModel,
     ShortText,
 )
+from crm_api.tasks.schemas import NextTask
 
 LeadSource = Label
 
@@ -77,6 +78,11 @@ class ContactRead(ReadModel):
     do_not_contact: bool
     custom_fields: dict[str, Any]
     external_id: str | None
+    last_activity_at: datetime | None = Field(description="Of its latest live activity.")
+    first_outreach_at: datetime | None = Field(
+        description="Of its first outbound call or email, or first meeting."
+    )
+    next_task: NextTask | None
     version: int
     created_by: UUID | None
     created_at: datetime

@@ -7,15 +7,16 @@ from crm_api.companies.service import CompanyService
 from crm_api.contacts.models import Contact
 from crm_api.contacts.repository import (
     CONTACT,
+    in_read_shape,
     lifecycle_change_row,
     lifecycle_changes,
-    with_company_summary,
 )
 from crm_api.core.batch import InsertBatch
 from crm_api.core.errors import Invalid
 from crm_api.core.normalize import sort_key_text
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordService
+from crm_api.tasks.repository import next_task_summary
 
 _IDENTIFYING = ("first_name", "last_name", "email")
 NAME_KEY_LENGTH = Contact.name_key.type.length
@@ -60,8 +61,9 @@ class ContactService(RecordService):
 
     async def represent(self, row: Row) -> dict[str, Any]:
         company_id = row["company_id"]
-        summary = await self._companies().summary(company_id) if company_id else None
-        return self.kind.to_read(with_company_summary(row, summary))
+        company = await self._companies().summary(company_id) if company_id else None
+        next_task = await next_task_summary(self.reader, row["next_task_id"])
+        return self.kind.to_read(in_read_shape(row, company, next_task))
 
     def _companies(self) -> CompanyService:
         return CompanyService(self.session, self.reader, self.principal, self.owners)

@@ -168,9 +168,9 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 async def lock_for_write(session: AsyncSession) -> None:
     """On SQLite, take the database write lock now (BEGIN IMMEDIATE) so that what the
     transaction reads next cannot change before it writes. PostgreSQL uses row locks instead."""
+    if session.get_bind().dialect.name != "sqlite":
+        return  # without opening a transaction: PostgreSQL reads may still take the raw pool
     connection = await session.connection()
-    if connection.dialect.name != "sqlite":
-        return
     driver = (await connection.get_raw_connection()).driver_connection
     if driver is not None and not driver.in_transaction:
         await connection.exec_driver_sql("BEGIN IMMEDIATE")

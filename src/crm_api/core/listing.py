@@ -15,7 +15,19 @@ from typing import Any, Literal
 from uuid import UUID
 
 import orjson
-from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from crm_api.core.errors import Invalid
@@ -190,6 +202,16 @@ def decode_cursor(cursor: str, sort: str, key: SortKey) -> list[Any]:
         orjson.JSONDecodeError,
     ):
         raise bad from None
+
+
+def one_of(column: ColumnElement[Any], param: str, postgres: bool) -> ColumnElement[bool]:
+    """`column` is one of the list bound as `param`. PostgreSQL takes the list as one array
+    parameter (one compiled statement for any length, as the raw path needs); SQLite expands it."""
+    if postgres:
+        array = bindparam(param, type_=ARRAY(column.type))
+        condition: ColumnElement[bool] = column == any_(array)
+        return condition
+    return column.in_(bindparam(param, expanding=True))
 
 
 def record_filters(table: Table) -> dict[str, Callable[[], ColumnElement[bool]]]:

@@ -46,8 +46,10 @@ class RecordKind:
     internal_columns: frozenset[str] = frozenset({"name_key"})
     """Derived columns that appear in neither the API nor the audit log."""
     owned: bool = True
-    """Owned records (`owner_id`) are changed by their owner or a manager; the others (such as
-    the product catalog) by managers and admins only."""
+    """Owned records are changed by their owner or a manager; the others (such as the product
+    catalog) by managers and admins only."""
+    owner_column: str = "owner_id"
+    """Who owns an owned record (an activity's owner is who logged it)."""
 
     @cached_property
     def live_id(self) -> Select[Any]:
@@ -160,10 +162,12 @@ class RecordService:
     async def create(self, values: dict[str, Any]) -> dict[str, Any]:
         principal = self.principal
         principal.require_write()
+        # On SQLite, the write lock first: a transaction that read before writing could not
+        # write once another had committed in between.
+        await lock_for_write(self.session)
         if self.kind.owned:
-            values["owner_id"] = principal.resolve_owner(values.get("owner_id"))
-            if values["owner_id"] != principal.user_id:
-                await self.owners.ensure_active(values["owner_id"], "body.owner_id")
+            column = self.kind.owner_column
+            values[column] = await self.assign_owner(values.get(column))
         else:
             principal.require_role(Role.admin, Role.manager)
         now = utcnow()
@@ -179,7 +183,7 @@ class RecordService:
             "archived_at": None,
         }
         batch = InsertBatch()
-        batch.add(self.kind.table, row)
+        batch.add(self.kind.table, self._columns_of(row))
         record = await self._changed(batch, "created", None, row, diff({}, values), now)
         try:
             await batch.flush(self.reader)
@@ -193,8 +197,9 @@ class RecordService:
         current = await self._locked_live(record_id)
         self.authorize_change(current)
         check_version(expected_version, current["version"])
-        if "owner_id" in values:
-            values["owner_id"] = await self._reassign(current["owner_id"], values["owner_id"])
+        column = self.kind.owner_column
+        if column in values and values[column] != current[column]:
+            values[column] = await self.assign_owner(values[column])
         now = utcnow()
         await self.prepare(values, current, now)
         changes = diff(current, values)
@@ -227,7 +232,7 @@ class RecordService:
     def authorize_change(self, current: Row) -> None:
         """403 unless the caller may change `current` (see `RecordKind.owned`)."""
         if self.kind.owned:
-            self.principal.require_owner_or_manager(current["owner_id"])
+            self.principal.require_owner_or_manager(current[self.kind.owner_column])
         else:
             self.principal.require_write()
             self.principal.require_role(Role.admin, Role.manager)
@@ -247,6 +252,12 @@ class RecordService:
 
     # -- shared steps --------------------------------------------------------------------------
 
+    def _columns_of(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The values that are columns of the record's table. A slice may add others (such as
+        an activity's contact ids) that are diffed, audited and represented, but stored apart."""
+        columns = self.kind.table.c
+        return {key: value for key, value in values.items() if key in columns}
+
     async def _locked(self, record_id: UUID) -> Row:
         row = await self.repository.lock(record_id)
         if row is None:
@@ -261,11 +272,12 @@ class RecordService:
             )
         return row
 
-    async def _reassign(self, current_owner: UUID, requested: UUID) -> UUID:
-        if requested == current_owner:
-            return current_owner
+    async def assign_owner(self, requested: UUID | None) -> UUID:
+        """The owner of a new record, or the new owner of a changed one: the caller unless a
+        manager or admin names another active user."""
         owner = self.principal.resolve_owner(requested)
-        await self.owners.ensure_active(owner, "body.owner_id")
+        if owner != self.principal.user_id:
+            await self.owners.ensure_active(owner, f"body.{self.kind.owner_column}")
         return owner
 
     async def _write(
@@ -279,8 +291,9 @@ class RecordService:
     ) -> dict[str, Any]:
         """Updates the `current` row and records the change; `unique` holds the values that may
         clash with other records."""
+        row_values = self._columns_of(values)
         try:
-            written = await self.repository.update(current["id"], current["version"], values)
+            written = await self.repository.update(current["id"], current["version"], row_values)
         except IntegrityError as error:
             await self._raise_conflict(error, unique, current["id"])
         if not written:

@@ -3,20 +3,26 @@ sorts, the board's totals, and the deal's contacts, line items and stage history
 
 from typing import Any
 
-from sqlalchemy import Select, any_, bindparam, func, or_, select
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Select, bindparam, func, or_, select
 
 from crm_api.companies.repository import COMPANY_SUMMARY_COLUMNS, company_summary
 from crm_api.contacts.repository import contacts
 from crm_api.core.db import table_of
 from crm_api.core.enums import StageKind
-from crm_api.core.listing import ListSpec, prefix_search, record_filters, record_sorts, sort_key
+from crm_api.core.listing import (
+    ListSpec,
+    one_of,
+    prefix_search,
+    record_filters,
+    record_sorts,
+    sort_key,
+)
 from crm_api.core.money import to_minor_units
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordKind
 from crm_api.deals.models import Deal, DealContact, DealStageChange, LineItem
 from crm_api.pipelines.repository import stages
+from crm_api.tasks.repository import next_task_columns, pop_next_task, with_next_task
 
 deals = table_of(Deal)
 deal_contacts = table_of(DealContact)
@@ -31,7 +37,7 @@ STAGE_SUMMARY_COLUMNS = ("name", "probability")
 def _with_stage_and_company() -> Select[Any]:
     # Every deal read shows its stage (for weighted_amount) and company summary: joined once.
     company = COMPANY_SUMMARY_COLUMNS[0].table
-    return (
+    stmt = (
         select(
             deals,
             *(stages.c[key].label(_STAGE + key) for key in STAGE_SUMMARY_COLUMNS),
@@ -40,6 +46,7 @@ def _with_stage_and_company() -> Select[Any]:
         .join(stages, stages.c.id == deals.c.stage_id)
         .outerjoin(company, company.c.id == deals.c.company_id)
     )
+    return with_next_task(stmt, deals)
 
 
 def weighted(amount: Any, probability: int, currency: str) -> Any:
@@ -64,15 +71,17 @@ def to_card(row: Row) -> dict[str, Any]:
         "probability": probability,
     }
     record["company"] = company_summary(row, _COMPANY)
+    pop_next_task(record)
     return record
 
 
-def in_read_shape(row: Row, stage: Row, company: Row | None) -> Row:
-    """A raw deal row in the shape of `read`, given its stage and company summary."""
+def in_read_shape(row: Row, stage: Row, company: Row | None, next_task: Row | None) -> Row:
+    """A raw deal row in the shape of `read`, given its stage, company and next task."""
     return {
         **row,
         **{_STAGE + key: stage[key] for key in STAGE_SUMMARY_COLUMNS},
         **{_COMPANY + key: (company or {}).get(key) for key in ("id", "name", "domain")},
+        **next_task_columns(next_task),
     }
 
 
@@ -127,17 +136,6 @@ DEAL = RecordKind(
 # -- what a deal read embeds, for one deal or a page of them -------------------------------------
 
 
-def _of_deals(column: ColumnElement[Any], postgres: bool) -> ColumnElement[bool]:
-    """`column` is one of the `:deal_ids`. PostgreSQL takes the list as one array parameter
-    (one compiled statement for every page size); SQLite expands it."""
-    if postgres:
-        condition: ColumnElement[bool] = column == any_(
-            bindparam("deal_ids", type_=ARRAY(deals.c.id.type))
-        )
-        return condition
-    return column.in_(bindparam("deal_ids", expanding=True))
-
-
 def _contacts_of(postgres: bool) -> Select[Any]:
     return (
         select(
@@ -147,7 +145,7 @@ def _contacts_of(postgres: bool) -> Select[Any]:
             contacts.c.email,
         )
         .join(contacts, contacts.c.id == deal_contacts.c.contact_id)
-        .where(_of_deals(deal_contacts.c.deal_id, postgres))
+        .where(one_of(deal_contacts.c.deal_id, "deal_ids", postgres))
         .order_by(deal_contacts.c.deal_id, deal_contacts.c.added_at, deal_contacts.c.contact_id)
     )
 
@@ -155,7 +153,7 @@ def _contacts_of(postgres: bool) -> Select[Any]:
 def _line_items_of(postgres: bool) -> Select[Any]:
     return (
         select(line_items)
-        .where(_of_deals(line_items.c.deal_id, postgres))
+        .where(one_of(line_items.c.deal_id, "deal_ids", postgres))
         .order_by(line_items.c.deal_id, line_items.c.position, line_items.c.id)
     )
 

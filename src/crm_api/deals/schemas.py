@@ -26,6 +26,7 @@ from crm_api.core.schemas import (
 )
 from crm_api.deals.models import DealContactRole
 from crm_api.pipelines.schemas import StageRead
+from crm_api.tasks.schemas import NextTask
 
 LOST_REASON = "Why the deal was lost: required to enter a lost stage, cleared on reopening."
 
@@ -168,6 +169,8 @@ class DealCard(ReadModel):
     closed_at: datetime | None = Field(description="Set on entering won or lost; null if open.")
     custom_fields: dict[str, Any]
     external_id: str | None
+    last_activity_at: datetime | None = Field(description="Of its latest live activity.")
+    next_task: NextTask | None
     version: int
     created_by: UUID | None
     created_at: datetime

@@ -52,6 +52,7 @@ from crm_api.deals.repository import (
 )
 from crm_api.pipelines.service import PipelineService
 from crm_api.products.service import ProductService
+from crm_api.tasks.repository import next_task_summary
 
 NAME_KEY_LENGTH = Deal.name_key.type.length
 MAX_CONTACTS = 100
@@ -206,7 +207,8 @@ class DealService(RecordService):
         stage = await self._stage(row["stage_id"], "body.stage_id")
         company_id = row["company_id"]
         company = await self._companies().summary(company_id) if company_id else None
-        record = to_card(in_read_shape(row, stage, company))
+        next_task = await next_task_summary(self.reader, row["next_task_id"])
+        record = to_card(in_read_shape(row, stage, company, next_task))
         if row["version"] == 1:
             # A deal's first version has no contacts or line items: adding one is a new version.
             record.update(contacts=[], line_items=[])
