@@ -1,13 +1,14 @@
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
+from crm_api.core.errors import Invalid
 from crm_api.core.ids import utcnow
 from crm_api.core.openapi import WRITE
 from crm_api.core.responses import record_response
-from crm_api.core.schemas import UTCInstant
+from crm_api.core.schemas import SafeStr, UTCInstant
 from crm_api.deps import CurrentPrincipal, IfMatch, TimeRangeFilters, record_service
 from crm_api.routing import add_record_routes
 from crm_api.tasks.models import TaskStatus
@@ -24,7 +25,8 @@ async def task_filters(
     principal: CurrentPrincipal,
     ranges: TimeRangeFilters,
     assignee_id: Annotated[
-        UUID | Literal["me"] | None, Query(description="A user id, or `me` for the caller.")
+        SafeStr | None,
+        Query(max_length=36, description="A user id, or `me` for the caller."),
     ] = None,
     status: TaskStatus | None = None,
     overdue: Annotated[
@@ -39,7 +41,7 @@ async def task_filters(
     now = utcnow()
     return {
         **ranges,
-        "assignee_id": principal.user_id if assignee_id == "me" else assignee_id,
+        "assignee_id": _assignee(assignee_id, principal.user_id),
         "status": status,
         "overdue": now if overdue is True else None,
         "not_overdue": now if overdue is False else None,
@@ -49,6 +51,17 @@ async def task_filters(
         "company_id": company_id,
         "deal_id": deal_id,
     }
+
+
+def _assignee(value: str | None, me: UUID) -> UUID | None:
+    if value is None or value == "me":
+        return None if value is None else me
+    try:
+        return UUID(value)
+    except ValueError:
+        raise Invalid(
+            "assignee_id is a user id or `me`.", [("query.assignee_id", "a UUID or `me`")]
+        ) from None
 
 
 add_record_routes(
