@@ -1,7 +1,7 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from crm_api.core.errors import Invalid
@@ -44,8 +44,10 @@ def _kinds(values: list[str] | None) -> set[TimelineKind]:
 
 
 def _add_timeline(record_type: RecordType, resource: str) -> None:
+    RecordId = Annotated[UUID, Path(alias=f"{record_type.value}_id")]  # noqa: N806
+
     @router.get(
-        f"/v1/{resource}/{{record_id}}/timeline",
+        f"/v1/{resource}/{{{record_type.value}_id}}/timeline",
         operation_id=f"{resource}_timeline",
         response_model=TimelinePage,
         responses=READ,
@@ -53,7 +55,7 @@ def _add_timeline(record_type: RecordType, resource: str) -> None:
         summary=f"The {record_type.value}'s timeline, newest first",
     )
     async def timeline(
-        record_id: UUID,
+        record_id: RecordId,
         reader: ReaderDep,
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
