@@ -24,9 +24,7 @@ _about_contact = activities.c.id.in_(
 )
 
 LISTING = ListSpec(
-    name="activities",
-    base=lambda: select(activities),
-    count_base=lambda: select(activities.c.id),
+    table=activities,
     filters={
         **record_filters(activities),
         "type": lambda: activities.c.type == bindparam("type"),

@@ -27,7 +27,6 @@ from crm_api.contacts.repository import contacts
 from crm_api.core.concurrency import Versions
 from crm_api.core.derived import recompute
 from crm_api.core.errors import Invalid
-from crm_api.core.listing import ListParams
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordService
 from crm_api.deals.repository import deals
@@ -48,20 +47,6 @@ class ActivityService(RecordService):
             "companies": set(),
             "deals": set(),
         }
-
-    # -- reads ---------------------------------------------------------------------------------
-
-    async def get(self, record_id: UUID) -> dict[str, Any]:
-        record = await super().get(record_id)
-        await self._embed([record])
-        return record
-
-    async def list_records(
-        self, params: ListParams, filters: Any
-    ) -> tuple[list[dict[str, Any]], str | None, int | None]:
-        records, next_cursor, total = await super().list_records(params, filters)
-        await self._embed(records)
-        return records, next_cursor, total
 
     # -- writes: each refreshes the derived fields of every record it touched ------------------
 
@@ -130,7 +115,7 @@ class ActivityService(RecordService):
 
     # -- shared steps --------------------------------------------------------------------------
 
-    async def _embed(self, records: list[dict[str, Any]]) -> None:
+    async def embed(self, records: list[dict[str, Any]]) -> None:
         by_id = {record["id"]: record for record in records}
         for record in records:
             record.update(contact_ids=[], attendee_contact_ids=[])

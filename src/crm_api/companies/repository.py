@@ -34,9 +34,7 @@ def to_read(row: Row) -> dict[str, Any]:
 
 
 LISTING = ListSpec(
-    name="companies",
-    base=lambda: select(companies),
-    count_base=lambda: select(companies.c.id),
+    table=companies,
     filters={
         "owner_id": lambda: companies.c.owner_id == bindparam("owner_id"),
         "lifecycle_stage": lambda: companies.c.lifecycle_stage == bindparam("lifecycle_stage"),

@@ -43,9 +43,8 @@ def to_read(row: Row) -> dict[str, Any]:
 
 
 LISTING = ListSpec(
-    name="contacts",
+    table=contacts,
     base=_with_company,
-    count_base=lambda: select(contacts.c.id),
     filters={
         "lifecycle_stage": lambda: contacts.c.lifecycle_stage == bindparam("lifecycle_stage"),
         "owner_id": lambda: contacts.c.owner_id == bindparam("owner_id"),

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Index, String, Uuid, bindparam, select
+from sqlalchemy import Index, String, Uuid, bindparam
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_api.core.db import Base, JSONType, UTCDateTime, table_of
@@ -36,9 +36,7 @@ class AuditEntry(Base):
 audit_log = table_of(AuditEntry)
 
 AUDIT_LIST = ListSpec(
-    name="audit_log",
-    base=lambda: select(audit_log),
-    count_base=lambda: select(audit_log.c.id),
+    table=audit_log,
     filters={
         "entity_type": lambda: audit_log.c.entity_type == bindparam("entity_type"),
         "entity_id": lambda: audit_log.c.entity_id == bindparam("entity_id"),

@@ -104,12 +104,12 @@ def sort_key(*columns: KeyedColumnElement[Any]) -> SortKey:
 class ListSpec:
     """How one resource lists: base select, filters by name, sorts by name."""
 
-    name: str
-    base: Callable[[], Select[Any]]
-    count_base: Callable[[], Select[Any]]
+    table: Table
     filters: Mapping[str, Callable[[], ColumnElement[bool]]]
     sorts: Mapping[str, SortKey]
     default_sort: str
+    base: Callable[[], Select[Any]] | None = None
+    """The page's SELECT before filters (default: the table's columns), e.g. with joins."""
     archived_column: KeyedColumnElement[Any] | None = None
     binders: Mapping[str, Callable[[Any], dict[str, Any]]] = field(default_factory=dict)
     """Filters whose value binds as other parameters (default: one parameter, the filter's name)."""
@@ -137,7 +137,8 @@ class ListSpec:
         stmt = self._cache.get(key)
         if stmt is None:
             order = self.sorts[sort]
-            stmt = self._filtered(self.base(), filters, archived)
+            base = self.base() if self.base else select(self.table)
+            stmt = self._filtered(base, filters, archived)
             if after is not None:
                 stmt = stmt.where(order.after(descending, cursor_is_null=after == "null"))
             stmt = stmt.order_by(*order.order_by(descending)).limit(bindparam("limit"))
@@ -148,7 +149,7 @@ class ListSpec:
         key = ("count", filters, archived)
         stmt = self._cache.get(key)
         if stmt is None:
-            stmt = self._filtered(self.count_base(), filters, archived)
+            stmt = self._filtered(select(self.table.c.id), filters, archived)
             stmt = select(func.count()).select_from(stmt.subquery())
             self._cache[key] = stmt
         return stmt

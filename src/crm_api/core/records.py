@@ -149,13 +149,17 @@ class RecordService:
         row = await self.repository.read(record_id)
         if row is None:
             raise NotFound(f"No {self.kind.entity_type} has id {record_id}.")
-        return self.kind.to_read(row)
+        record = self.kind.to_read(row)
+        await self.embed([record])
+        return record
 
     async def list_records(
         self, params: ListParams, filters: Mapping[str, Any]
     ) -> tuple[list[dict[str, Any]], str | None, int | None]:
         result = await self.repository.list_records(params, filters)
-        return [self.kind.to_read(row) for row in result.rows], result.next_cursor, result.total
+        records = [self.kind.to_read(row) for row in result.rows]
+        await self.embed(records)
+        return records, result.next_cursor, result.total
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -242,6 +246,9 @@ class RecordService:
     async def prepare(self, values: dict[str, Any], current: Row | None, at: datetime) -> None:
         """Derive columns and check references in `values` (a create when `current` is None);
         `at` is the write's one timestamp."""
+
+    async def embed(self, records: list[dict[str, Any]]) -> None:
+        """Add what a read shows from other tables (one query per table for a whole page)."""
 
     def after_write(self, batch: InsertBatch, before: Row | None, after: Row, at: datetime) -> None:
         """Add side rows (such as history) that belong to the change to `batch`."""

@@ -90,9 +90,8 @@ _has_contact = deals.c.id.in_(
 )
 
 LISTING = ListSpec(
-    name="deals",
+    table=deals,
     base=_with_stage_and_company,
-    count_base=lambda: select(deals.c.id),
     filters={
         "pipeline_id": lambda: deals.c.pipeline_id == bindparam("pipeline_id"),
         "stage_id": lambda: deals.c.stage_id == bindparam("stage_id"),

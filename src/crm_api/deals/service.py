@@ -93,18 +93,6 @@ class DealService(RecordService):
 
     # -- reads ---------------------------------------------------------------------------------
 
-    async def get(self, record_id: UUID) -> dict[str, Any]:
-        record = await super().get(record_id)
-        await self._embed([record])
-        return record
-
-    async def list_records(
-        self, params: ListParams, filters: Any
-    ) -> tuple[list[dict[str, Any]], str | None, int | None]:
-        records, next_cursor, total = await super().list_records(params, filters)
-        await self._embed(records)
-        return records, next_cursor, total
-
     async def list_contacts(self, deal_id: UUID) -> list[dict[str, Any]]:
         await self._require_exists(deal_id)
         rows = await self.reader.all(CONTACTS_OF[self._postgres], {"deal_ids": [deal_id]})
@@ -213,7 +201,7 @@ class DealService(RecordService):
             # A deal's first version has no contacts or line items: adding one is a new version.
             record.update(contacts=[], line_items=[])
         else:
-            await self._embed([record])
+            await self.embed([record])
         return record
 
     # -- contacts on the deal ------------------------------------------------------------------
@@ -341,7 +329,7 @@ class DealService(RecordService):
     def _postgres(self) -> bool:
         return not self.reader.db.is_sqlite
 
-    async def _embed(self, records: list[dict[str, Any]]) -> None:
+    async def embed(self, records: list[dict[str, Any]]) -> None:
         """Adds each record's contacts and line items: two queries for any number of deals."""
         by_id = {record["id"]: record for record in records}
         for record in records:

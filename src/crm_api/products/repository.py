@@ -21,9 +21,7 @@ def to_read(row: Row) -> dict[str, Any]:
 
 
 LISTING = ListSpec(
-    name="products",
-    base=lambda: select(products),
-    count_base=lambda: select(products.c.id),
+    table=products,
     filters={
         **record_filters(products),
         "active": lambda: products.c.active == bindparam("active"),

@@ -18,9 +18,7 @@ _open = tasks.c.status == TaskStatus.open.value
 _overdue = _open & (tasks.c.due_at < bindparam("now"))
 
 LISTING = ListSpec(
-    name="tasks",
-    base=lambda: select(tasks),
-    count_base=lambda: select(tasks.c.id),
+    table=tasks,
     filters={
         **record_filters(tasks),
         "assignee_id": lambda: tasks.c.assignee_id == bindparam("assignee_id"),

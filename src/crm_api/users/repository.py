@@ -36,9 +36,7 @@ _principal_by_key_hash = (
 )
 
 USER_LIST = ListSpec(
-    name="users",
-    base=lambda: select(users),
-    count_base=lambda: select(users.c.id),
+    table=users,
     filters={
         "role": lambda: users.c.role == bindparam("role"),
         "active": lambda: users.c.active == bindparam("active"),
@@ -52,9 +50,7 @@ USER_LIST = ListSpec(
 )
 
 API_KEY_LIST = ListSpec(
-    name="api_keys",
-    base=lambda: select(api_keys),
-    count_base=lambda: select(api_keys.c.id),
+    table=api_keys,
     filters={"user_id": lambda: api_keys.c.user_id == bindparam("user_id")},
     sorts={"created_at": sort_key(api_keys.c.created_at, api_keys.c.id)},
     default_sort="created_at",
