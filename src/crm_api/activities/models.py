@@ -5,7 +5,7 @@ from uuid import UUID
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_api.core.db import Base, UTCDateTime, live_index
+from crm_api.core.db import Base, RecordColumns, UTCDateTime, live_index
 from crm_api.core.enums import sql_in
 
 
@@ -29,7 +29,7 @@ class CallOutcome(StrEnum):
     wrong_number = "wrong_number"
 
 
-class Activity(Base):
+class Activity(RecordColumns, Base):
     __tablename__ = "activities"
 
     id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
@@ -43,11 +43,6 @@ class Activity(Base):
     company_id: Mapped[UUID | None] = mapped_column(ForeignKey("companies.id"))
     deal_id: Mapped[UUID | None] = mapped_column(ForeignKey("deals.id"))
     logged_by: Mapped[UUID] = mapped_column(ForeignKey("users.id"))
-    version: Mapped[int] = mapped_column(Integer)
-    created_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         CheckConstraint(f"type {sql_in(ActivityType)}", name="type"),

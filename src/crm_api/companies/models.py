@@ -6,11 +6,11 @@ from uuid import UUID
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Numeric, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_api.core.db import Base, JSONType, UTCDateTime, live_index, record_indexes
+from crm_api.core.db import Base, JSONType, RecordColumns, UTCDateTime, live_index, record_indexes
 from crm_api.core.enums import LifecycleStage, sql_in
 
 
-class Company(Base):
+class Company(RecordColumns, Base):
     __tablename__ = "companies"
 
     id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
@@ -28,11 +28,6 @@ class Company(Base):
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONType)
     external_id: Mapped[str | None] = mapped_column(String(200))
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    version: Mapped[int] = mapped_column(Integer)
-    created_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         *record_indexes("companies"),

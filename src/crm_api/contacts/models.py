@@ -2,14 +2,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_api.core.db import Base, JSONType, UTCDateTime, live_index, record_indexes
+from crm_api.core.db import Base, JSONType, RecordColumns, UTCDateTime, live_index, record_indexes
 from crm_api.core.enums import LifecycleStage, sql_in
 
 
-class Contact(Base):
+class Contact(RecordColumns, Base):
     __tablename__ = "contacts"
 
     id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
@@ -34,11 +34,6 @@ class Contact(Base):
     next_task_id: Mapped[UUID | None] = mapped_column(Uuid)
     """The earliest open task by due date, kept by the tasks slice (no foreign key: tasks
     reference contacts, and the two tables must not depend on each other)."""
-    version: Mapped[int] = mapped_column(Integer)
-    created_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         *record_indexes("contacts"),

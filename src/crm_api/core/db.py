@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
+from uuid import UUID
 
 import asyncpg
 import orjson
@@ -10,10 +11,13 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    ForeignKey,
     Index,
+    Integer,
     MetaData,
     Numeric,
     Table,
+    Uuid,
     event,
     make_url,
     text,
@@ -26,7 +30,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 # Constraint names are part of the schema contract: conflicts are recognized by name.
@@ -121,6 +125,16 @@ class FixedDecimal(TypeDecorator[Decimal]):
         # Quantized, so a value reads back at the same scale as PostgreSQL's NUMERIC gives it.
         unit = Decimal(1).scaleb(-self.scale)
         return Decimal(int(value)).scaleb(-self.scale).quantize(unit)
+
+
+class RecordColumns:
+    """The columns of every versioned, archivable record (a declarative mixin)."""
+
+    version: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[UUID | None] = mapped_column(Uuid, ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # None is SQL NULL on every write path (SQLAlchemy's default would store JSON 'null' through

@@ -17,7 +17,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_api.core.db import Base, FixedDecimal, JSONType, UTCDateTime, live_index, record_indexes
+from crm_api.core.db import (
+    Base,
+    FixedDecimal,
+    JSONType,
+    RecordColumns,
+    UTCDateTime,
+    live_index,
+    record_indexes,
+)
 from crm_api.core.enums import StageKind, sql_in
 
 
@@ -28,7 +36,7 @@ class DealContactRole(StrEnum):
     other = "other"
 
 
-class Deal(Base):
+class Deal(RecordColumns, Base):
     __tablename__ = "deals"
 
     id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
@@ -53,11 +61,6 @@ class Deal(Base):
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_task_id: Mapped[UUID | None] = mapped_column(Uuid)
     """As on contacts: the earliest open task by due date."""
-    version: Mapped[int] = mapped_column(Integer)
-    created_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         *record_indexes("deals"),

@@ -1,14 +1,13 @@
-from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Uuid
+from sqlalchemy import Boolean, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_api.core.db import Base, FixedDecimal, UTCDateTime, live_index, record_indexes
+from crm_api.core.db import Base, FixedDecimal, RecordColumns, live_index, record_indexes
 
 
-class Product(Base):
+class Product(RecordColumns, Base):
     __tablename__ = "products"
 
     id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
@@ -20,11 +19,6 @@ class Product(Base):
     currency: Mapped[str] = mapped_column(String(3))
     active: Mapped[bool] = mapped_column(Boolean)
     external_id: Mapped[str | None] = mapped_column(String(200))
-    version: Mapped[int] = mapped_column(Integer)
-    created_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         *record_indexes("products"),

@@ -5,7 +5,7 @@ from uuid import UUID
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_api.core.db import Base, UTCDateTime, live_index
+from crm_api.core.db import Base, RecordColumns, UTCDateTime, live_index
 from crm_api.core.enums import sql_in
 
 
@@ -31,7 +31,7 @@ _ONE_LINK = " + ".join(
 )
 
 
-class Task(Base):
+class Task(RecordColumns, Base):
     __tablename__ = "tasks"
 
     id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
@@ -47,11 +47,6 @@ class Task(Base):
     contact_id: Mapped[UUID | None] = mapped_column(Uuid, ForeignKey("contacts.id"))
     company_id: Mapped[UUID | None] = mapped_column(Uuid, ForeignKey("companies.id"))
     deal_id: Mapped[UUID | None] = mapped_column(Uuid, ForeignKey("deals.id"))
-    version: Mapped[int] = mapped_column(Integer)
-    created_by: Mapped[UUID | None] = mapped_column(Uuid, ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         CheckConstraint(f"priority {sql_in(Priority)}", name="priority"),
