@@ -1,20 +1,24 @@
 """`crm-api seed-demo`: realistic demo data, written through the services so it is audited."""
 
 import random
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from crm_api.activities.service import ActivityService
 from crm_api.companies.service import CompanyService
 from crm_api.contacts.service import ContactService
 from crm_api.core.db import Database
 from crm_api.core.enums import LifecycleStage, Role
+from crm_api.core.ids import utcnow
 from crm_api.core.principal import ALL_SCOPES, Principal
 from crm_api.core.reader import Reader
 from crm_api.deals.models import DealContactRole
 from crm_api.deals.service import DealService
 from crm_api.pipelines.service import PipelineService
 from crm_api.products.service import ProductService
+from crm_api.tasks.service import TaskService
 from crm_api.users.service import UserService
 
 _TEAM = [
@@ -179,6 +183,7 @@ async def seed_demo(
                 contact_ids.append((await contact_service.create(values))["id"])
             deal_service = DealService(session, reader, admin, users)
             await _deals(rng, deal_service, deals, owner_ids, company_ids, contact_ids)
+            await _activities_and_tasks(rng, deal_service, owner_ids, contact_ids)
             await session.commit()
     finally:
         await db.close()
@@ -239,3 +244,41 @@ async def _user(users: UserService, email: str, name: str, role: Role) -> UUID:
         return UUID(str(existing["id"]))
     created = await users.create({"email": email, "name": name, "role": role, "team": "demo"})
     return UUID(str(created["id"]))
+
+
+_SUBJECTS = ["Intro", "Pricing", "Follow-up", "Demo", "Contract", "Check-in"]
+_CALL_OUTCOMES = ["connected", "no_answer", "left_voicemail", "busy"]
+
+
+async def _activities_and_tasks(
+    rng: random.Random, deal_service: DealService, owner_ids: list[UUID], contact_ids: list[UUID]
+) -> None:
+    """A few weeks of calls, emails, meetings and notes with a third of the contacts, and open,
+    done and overdue tasks, so timelines, `last_activity_at` and `next_task` have content."""
+    args = (deal_service.session, deal_service.reader, deal_service.principal,
+            deal_service.owners)  # fmt: skip
+    activities, tasks = ActivityService(*args), TaskService(*args)
+    now = utcnow()
+    for contact_id in contact_ids[: len(contact_ids) // 3]:
+        for _ in range(rng.randrange(1, 4)):
+            kind = rng.choice(["call", "email", "meeting", "note"])
+            timed, directed = kind in ("call", "meeting"), kind in ("call", "email")
+            await activities.create(
+                {"type": kind, "subject": rng.choice(_SUBJECTS), "body": None,
+                 "occurred_at": now - timedelta(hours=rng.randrange(1, 24 * 45)),
+                 "duration_seconds": rng.randrange(60, 1800) if timed else None,
+                 "direction": rng.choice(["inbound", "outbound"]) if directed else None,
+                 "outcome": rng.choice(_CALL_OUTCOMES) if kind == "call" else None,
+                 "contact_ids": [contact_id], "attendee_contact_ids": [], "company_id": None,
+                 "deal_id": None, "logged_by": rng.choice(owner_ids)}
+            )  # fmt: skip
+        if rng.random() < 0.5:
+            task = await tasks.create(
+                {"title": f"{rng.choice(_SUBJECTS)} with contact", "notes": None,
+                 "due_at": now + timedelta(days=rng.randrange(-7, 21)),
+                 "priority": rng.choice(["low", "normal", "high"]), "status": "open",
+                 "assignee_id": rng.choice(owner_ids), "contact_id": contact_id,
+                 "company_id": None, "deal_id": None}
+            )  # fmt: skip
+            if rng.random() < 0.3:
+                await tasks.update(task["id"], {"status": "done"}, None)
