@@ -1,6 +1,7 @@
 """Activities through HTTP: every field rule, links, and the last_activity_at and
 first_outreach_at they keep on contacts, companies and deals (after edits and deletes too)."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -275,3 +276,26 @@ class TestPermissions:
         assert (await manager.client.patch(path, json={"subject": "ok"})).status_code == 200
         stale = await rep.client.patch(path, json={"subject": "y"}, headers={"If-Match": '"1"'})
         assert_problem(stale, 412, "precondition-failed")
+
+
+class TestConcurrency:
+    async def test_concurrent_logging_keeps_the_newest(
+        self, rep: Actor, pinned_clock: datetime
+    ) -> None:
+        contact = await create_contact(rep)
+        company = await create_company(rep)
+        times = [NOW - timedelta(hours=hours) for hours in (5, 1, 7, 3, 2, 6, 4, 8)]
+        bodies = [
+            {"type": "call", "direction": "outbound", "occurred_at": iso(moment),
+             "contact_ids": [contact["id"]], "company_id": company["id"]}
+            for moment in times
+        ]  # fmt: skip
+        responses = await asyncio.gather(
+            *(rep.client.post("/v1/activities", json=body) for body in bodies)
+        )
+        assert [response.status_code for response in responses] == [201] * len(bodies)
+        read_contact = await read(rep, f"/v1/contacts/{contact['id']}")
+        assert at(read_contact["last_activity_at"]) == max(times)
+        assert at(read_contact["first_outreach_at"]) == min(times)
+        read_company = await read(rep, f"/v1/companies/{company['id']}")
+        assert at(read_company["last_activity_at"]) == max(times)

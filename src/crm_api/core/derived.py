@@ -15,9 +15,17 @@ async def recompute(
     wanted = sorted({record_id for record_id in ids if record_id is not None})
     if not wanted:
         return
-    # Lock the rows first (in id order, so two writers cannot deadlock): the UPDATE then starts
-    # after any concurrent writer of the same rows committed, and its subqueries see that
-    # writer's source rows. Updating straight away could keep a value computed without them.
-    lock = select(table.c.id).where(table.c.id.in_(wanted)).order_by(table.c.id).with_for_update()
+    # Lock the rows first, in id order: the UPDATE then starts after any concurrent writer of
+    # the same rows committed, and its subqueries see that writer's source rows (updating
+    # straight away could keep a value computed without them). FOR NO KEY UPDATE, the lock the
+    # UPDATE takes anyway, leaves alone the key-share locks that other writers' inserts of
+    # source rows take on these rows through their foreign keys; FOR UPDATE would deadlock
+    # with them.
+    lock = (
+        select(table.c.id)
+        .where(table.c.id.in_(wanted))
+        .order_by(table.c.id)
+        .with_for_update(key_share=True)
+    )
     await session.execute(lock)
     await session.execute(stmt, {"ids": wanted})
