@@ -2,9 +2,11 @@
 
 It serves the crm-api hot paths against the same tables with the same SQL, so crm/baseline is the
 price of everything crm-api adds (auth, validation, SQLAlchemy, audit and events, middleware).
-For deals, the SQL is not even written here: crm-api's own statements are compiled at startup by
-crm-api's own compile step, and rows become JSON through crm-api's own row functions; what is
-left is the request flow, the same queries in the same order on one pooled connection:
+For reads the SQL is not even written here: crm-api's own statements (a contact, a contact list
+page, the board, a deal list page, a contact's timeline) are compiled at startup by crm-api's own
+compile step, and rows become JSON through crm-api's own row functions; what is left is the
+request flow, the same queries in the same order on one pooled connection. The one write, a
+contact POST, is a single INSERT of a whole `contacts` row:
 
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/crm_bench BENCH_OWNER_ID=<user id> \
         .venv/bin/uvicorn baseline:app --app-dir bench --workers 2 --no-access-log --port 8200
@@ -26,58 +28,54 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 import crm_api.core.reader as crm_reader
+import crm_api.timeline.service as crm_timeline
+from crm_api.contacts import repository as contact_sql
 from crm_api.core.db import Database
 from crm_api.core.enums import StageKind
 from crm_api.core.ids import uuid7
-from crm_api.core.listing import encode_cursor
+from crm_api.core.listing import ListSpec, encode_cursor
 from crm_api.core.money import to_minor_units
 from crm_api.deals.repository import (
     CONTACTS_OF,
     LINE_ITEMS_OF,
-    LISTING,
     OPEN_STAGE_TOTALS,
     contact_link_read,
     to_card,
     weighted,
 )
+from crm_api.deals.repository import LISTING as DEAL_LISTING
 from crm_api.deals.service import line_item_read
 from crm_api.pipelines import repository as pipeline_sql
+from crm_api.timeline.repository import (
+    EXISTS,
+    KIND_OF_RANK,
+    RecordType,
+    TimelineKind,
+    activity_contacts_statement,
+    actors_statement,
+    details_statement,
+    kinds_of,
+    page_statement,
+)
 
-# Column for column the SELECT that crm-api compiles for a contact read and for a list page.
-SELECT = (
-    "SELECT contacts.id, contacts.first_name, contacts.last_name, contacts.name_key,"
-    " contacts.email, contacts.phone, contacts.title, contacts.company_id,"
-    " contacts.lifecycle_stage, contacts.lifecycle_stage_changed_at, contacts.lead_source,"
-    " contacts.owner_id, contacts.email_opt_in, contacts.do_not_contact, contacts.custom_fields,"
-    " contacts.external_id, contacts.version, contacts.created_by, contacts.created_at,"
-    " contacts.updated_at, contacts.archived_at, companies.id AS company__id,"
-    " companies.name AS company__name, companies.domain AS company__domain"
-    " FROM contacts LEFT OUTER JOIN companies ON companies.id = contacts.company_id"
-)
-GET_ONE = SELECT + " WHERE contacts.id = $1::UUID"
-ORDER = " ORDER BY contacts.created_at ASC, contacts.id ASC LIMIT $"
-FIRST_PAGE = SELECT + " WHERE contacts.archived_at IS NULL" + ORDER + "1"
-NEXT_PAGE = (
-    SELECT
-    + " WHERE contacts.archived_at IS NULL AND (contacts.created_at, contacts.id) > ($1, $2)"
-    + ORDER
-    + "3"
-)
-INSERT = (
-    "INSERT INTO contacts (id, first_name, last_name, name_key, email, phone, title, company_id,"
-    " lifecycle_stage, lifecycle_stage_changed_at, lead_source, owner_id, email_opt_in,"
-    " do_not_contact, custom_fields, external_id, version, created_by, created_at, updated_at,"
-    " archived_at) VALUES"
-    " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,"
-    " $21)"
-)
 Compiled: TypeAlias = crm_reader._Compiled  # SQL text, parameter names in order, defaults
-COMPANY = "company__"
+CONTACT_LISTING = contact_sql.LISTING
+CONTACT_SORT = CONTACT_LISTING.default_sort  # the list scenarios' order: created_at, then id
+# crm-api's contact POST stores every column of the table; so does the baseline's one INSERT.
+CONTACT_COLUMNS = tuple(contact_sql.contacts.columns.keys())
+INSERT = (
+    f"INSERT INTO contacts ({', '.join(CONTACT_COLUMNS)}) VALUES"
+    f" ({', '.join(f'${number}' for number in range(1, len(CONTACT_COLUMNS) + 1))})"
+)
 MAX_LIMIT = 500
 BOARD_LIMIT = 20  # crm-api's default deals per board column
 BOARD_SORT = "-amount"  # and its default board order
 STAGE_FIELDS = ("id", "name", "position", "probability", "kind")  # a stage as crm-api shows it
 DEAL_FILTERS = {"stage_id": UUID, "status": str}  # the deal list filters served here
+# A timeline request without `kinds` shows every kind a contact has, in crm-api's rank order.
+TIMELINE_KINDS = kinds_of(RecordType.contact, set(TimelineKind))
+TIMELINE_SORT = "timeline"  # crm-api's cursor tag for timelines (`TimelineService`)
+TIMELINE_ITEMS = crm_timeline._ITEMS  # crm-api's item builders, by kind
 
 
 class JSON(Response):
@@ -88,16 +86,6 @@ class JSON(Response):
         return orjson.dumps(content, default=str)
 
 
-def to_read(record: asyncpg.Record) -> dict[str, Any]:
-    """The crm-api shape: no name_key, the company summary nested."""
-    row = dict(record)
-    company_id = row.pop(COMPANY + "id")
-    name, domain = row.pop(COMPANY + "name"), row.pop(COMPANY + "domain")
-    del row["name_key"]
-    row["company"] = {"id": company_id, "name": name, "domain": domain} if company_id else None
-    return row
-
-
 class CrmSql:
     """crm-api's statements as crm-api sends them: compiled once each by its raw read path's
     own compile step (`crm_api.core.reader._compile`), so the SQL text, the order of the
@@ -106,19 +94,39 @@ class CrmSql:
     def __init__(self, database_url: str) -> None:
         # Only the SQLAlchemy dialect is used; the engine never connects.
         self.db = Database(database_url.replace("postgresql://", "postgresql+asyncpg://", 1))
+        # What `RecordRepository.read` runs for a contact: with its company and next task;
+        # and what `run_list` runs for a page of live contacts in the default order, the first
+        # one or the one after a cursor.
+        self.contact = self.compile(contact_sql.CONTACT.read)
+        self.contact_pages = {
+            after: self.compile(
+                CONTACT_LISTING.page_statement((), CONTACT_SORT, False, after, False)
+            )
+            for after in (None, "value")
+        }
         # What `PipelineRepository.get` and `.stages` run (module-private statements).
         self.pipeline = self.compile(pipeline_sql._pipeline)
         self.stages = self.compile(pipeline_sql._stages_of)
         self.open_totals = self.compile(OPEN_STAGE_TOTALS)
         self.contacts_of = self.compile(CONTACTS_OF[True])
         self.line_items_of = self.compile(LINE_ITEMS_OF[True])
+        # `TimelineService.page` for a contact: the existence check, a page per kind of cursor
+        # (none, or the rank of the kind of the item it names), the details, who did what.
+        self.contact_exists = self.compile(EXISTS[RecordType.contact])
+        self.timeline_pages = {
+            rank: self.compile(page_statement(RecordType.contact, TIMELINE_KINDS, rank))
+            for rank in (None, *KIND_OF_RANK)
+        }
+        self.details = {kind: self.compile(details_statement(kind, True)) for kind in TimelineKind}
+        self.activity_contacts = self.compile(activity_contacts_statement(True))
+        self.actors = self.compile(actors_statement(True))
 
     def compile(self, stmt: Select[Any]) -> Compiled:
         return crm_reader._compile(self.db, stmt)
 
     def deal_page(self, filters: tuple[str, ...], sort: str, descending: bool) -> Compiled:
         """A first page of deals, as `crm_api.core.listing.run_list` builds it for the shape."""
-        return self.compile(LISTING.page_statement(filters, sort, descending, None, False))
+        return self.compile(DEAL_LISTING.page_statement(filters, sort, descending, None, False))
 
 
 async def fetch(
@@ -174,32 +182,40 @@ async def healthz(request: Request) -> Response:
     return JSON({"status": "ok"})
 
 
+def limit_of(request: Request) -> int:
+    return min(MAX_LIMIT, max(1, int(request.query_params.get("limit", "50"))))
+
+
 async def get_contact(request: Request) -> Response:
     try:
         contact_id = UUID(request.path_params["id"])
     except ValueError:
         return JSON({"detail": "not found"}, status_code=404)
     async with request.app.state.pool.acquire() as connection:
-        record = await connection.fetchrow(GET_ONE, contact_id)
-    if record is None:
+        records = await fetch(connection, request.app.state.sql.contact, {"id": contact_id})
+    if not records:
         return JSON({"detail": "not found"}, status_code=404)
-    return JSON(to_read(record))
+    return JSON(contact_sql.to_read(dict(records[0])))
 
 
 async def list_contacts(request: Request) -> Response:
-    query = request.query_params
-    limit = min(MAX_LIMIT, max(1, int(query.get("limit", "50"))))
+    """The first page, or with `after_created_at` and `after_id` (the values crm-api's cursor
+    carries) the page after that row; `next_cursor` is crm-api's, so the bodies are equal."""
+    query, limit = request.query_params, limit_of(request)
+    params: dict[str, Any] = {"limit": limit + 1}
+    after = None
+    if "after_id" in query:
+        after = "value"
+        params.update(
+            cursor_0=datetime.fromisoformat(query["after_created_at"]),
+            cursor_1=UUID(query["after_id"]),
+        )
+    page_sql = request.app.state.sql.contact_pages[after]
     async with request.app.state.pool.acquire() as connection:
-        if "after_id" in query:
-            after = datetime.fromisoformat(query["after_created_at"]), UUID(query["after_id"])
-            records = await connection.fetch(NEXT_PAGE, *after, limit + 1)
-        else:
-            records = await connection.fetch(FIRST_PAGE, limit + 1)
-    rows = [to_read(record) for record in records[:limit]]
-    after_next = None
-    if len(records) > limit:
-        after_next = {"after_created_at": rows[-1]["created_at"], "after_id": rows[-1]["id"]}
-    return JSON({"data": rows, "next": after_next})
+        records = await fetch(connection, page_sql, params)
+    rows, next_cursor = page_rows(records, limit, CONTACT_LISTING, CONTACT_SORT, False)
+    return JSON({"data": [contact_sql.to_read(dict(row)) for row in rows],
+                 "next_cursor": next_cursor})  # fmt: skip
 
 
 async def create_contact(request: Request) -> Response:
@@ -207,43 +223,43 @@ async def create_contact(request: Request) -> Response:
     now = datetime.now(UTC)
     owner = request.app.state.owner_id
     first, last = body.get("first_name"), body.get("last_name")
-    row = {
-        "id": uuid7(),
-        "first_name": first,
-        "last_name": last,
-        "name_key": " ".join(part for part in (last, first) if part).casefold(),
-        "email": (body.get("email") or "").lower() or None,
-        "phone": body.get("phone"),
-        "title": body.get("title"),
-        "company_id": body.get("company_id"),
-        "lifecycle_stage": body.get("lifecycle_stage", "lead"),
-        "lifecycle_stage_changed_at": now,
-        "lead_source": body.get("lead_source"),
-        "owner_id": owner,
-        "email_opt_in": body.get("email_opt_in", False),
-        "do_not_contact": body.get("do_not_contact", False),
-        "custom_fields": body.get("custom_fields", {}),
-        "external_id": body.get("external_id"),
-        "version": 1,
-        "created_by": owner,
-        "created_at": now,
-        "updated_at": now,
-        "archived_at": None,
-    }
+    row = dict.fromkeys(CONTACT_COLUMNS)  # every column; the new nullable ones stay NULL
+    row.update(
+        id=uuid7(),
+        first_name=first,
+        last_name=last,
+        name_key=" ".join(part for part in (last, first) if part).casefold(),
+        email=(body.get("email") or "").lower() or None,
+        phone=body.get("phone"),
+        title=body.get("title"),
+        company_id=body.get("company_id"),
+        lifecycle_stage=body.get("lifecycle_stage", "lead"),
+        lifecycle_stage_changed_at=now,
+        lead_source=body.get("lead_source"),
+        owner_id=owner,
+        email_opt_in=body.get("email_opt_in", False),
+        do_not_contact=body.get("do_not_contact", False),
+        custom_fields=body.get("custom_fields", {}),
+        external_id=body.get("external_id"),
+        version=1,
+        created_by=owner,
+        created_at=now,
+        updated_at=now,
+    )
     async with request.app.state.pool.acquire() as connection:
         await connection.execute(INSERT, *row.values())
-    del row["name_key"]
-    return JSON(row, status_code=201)
+    # crm-api's shape (no company or next task to embed: the load sends neither).
+    return JSON(contact_sql.to_read(contact_sql.in_read_shape(row, None, None)), status_code=201)
 
 
 def page_rows(
-    records: Sequence[asyncpg.Record], limit: int, sort: str, descending: bool
+    records: Sequence[asyncpg.Record], limit: int, spec: ListSpec, sort: str, descending: bool
 ) -> tuple[Sequence[asyncpg.Record], str | None]:
     """A page of `limit` out of `limit + 1` rows read, and crm-api's cursor to the next page."""
     if len(records) <= limit:
         return records, None
     rows = records[:limit]
-    values = [rows[-1][column.key] for column in LISTING.sorts[sort].columns]
+    values = [rows[-1][column.key] for column in spec.sorts[sort].columns]
     return rows, encode_cursor(f"-{sort}" if descending else sort, values)
 
 
@@ -280,7 +296,7 @@ async def pipeline_board(request: Request) -> Response:
     except ValueError:
         return JSON({"detail": "not found"}, status_code=404)
     limit = int(request.query_params.get("limit", BOARD_LIMIT))
-    sort, descending = LISTING.parse_sort(request.query_params.get("sort", BOARD_SORT))
+    sort, descending = DEAL_LISTING.parse_sort(request.query_params.get("sort", BOARD_SORT))
     sql = request.app.state.sql
     page_sql = sql.deal_page(("stage_id",), sort, descending)
     async with request.app.state.pool.acquire() as connection:
@@ -296,7 +312,7 @@ async def pipeline_board(request: Request) -> Response:
             if stage["kind"] == StageKind.open:
                 params = {"stage_id": stage["id"], "limit": limit + 1}
                 records = await fetch(connection, page_sql, params)
-                pages[stage["id"]] = page_rows(records, limit, sort, descending)
+                pages[stage["id"]] = page_rows(records, limit, DEAL_LISTING, sort, descending)
     columns = [
         board_column(stage, totals.get(stage["id"], []), *pages.get(stage["id"], ((), None)))
         for stage in stages
@@ -319,24 +335,93 @@ async def embed(connection: asyncpg.Connection, sql: CrmSql, deals: list[dict[st
 
 
 async def list_deals(request: Request) -> Response:
-    query = request.query_params
-    limit = min(MAX_LIMIT, max(1, int(query.get("limit", "50"))))
-    sort, descending = LISTING.parse_sort(query.get("sort"))
+    query, limit = request.query_params, limit_of(request)
+    sort, descending = DEAL_LISTING.parse_sort(query.get("sort"))
     filters = {name: parse(query[name]) for name, parse in DEAL_FILTERS.items() if name in query}
     sql = request.app.state.sql
     page_sql = sql.deal_page(tuple(sorted(filters)), sort, descending)
     async with request.app.state.pool.acquire() as connection:
         records = await fetch(connection, page_sql, {**filters, "limit": limit + 1})
-        rows, next_cursor = page_rows(records, limit, sort, descending)
+        rows, next_cursor = page_rows(records, limit, DEAL_LISTING, sort, descending)
         deals = [to_card(row) for row in rows]
         await embed(connection, sql, deals)
     return JSON({"data": deals, "next_cursor": next_cursor})
+
+
+async def contact_timeline(request: Request) -> Response:
+    """`TimelineService.page` for a contact, every kind: the existence check, one page (with
+    `after_occurred_at`, `after_rank` and `after_id`, the values crm-api's cursor carries: the
+    page after that item), then the page's details; `next_cursor` is crm-api's."""
+    try:
+        contact_id = UUID(request.path_params["id"])
+    except ValueError:
+        return JSON({"detail": "not found"}, status_code=404)
+    query, limit, sql = request.query_params, limit_of(request), request.app.state.sql
+    params: dict[str, Any] = {"record_id": contact_id, "limit": limit + 1}
+    rank = None
+    if "after_id" in query:
+        rank = int(query["after_rank"])
+        params.update(
+            cursor_0=datetime.fromisoformat(query["after_occurred_at"]),
+            cursor_2=UUID(query["after_id"]),
+        )
+    async with request.app.state.pool.acquire() as connection:
+        if not await fetch(connection, sql.contact_exists, {"id": contact_id}):
+            return JSON({"detail": "not found"}, status_code=404)
+        rows = await fetch(connection, sql.timeline_pages[rank], params)
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            values = [last["occurred_at"], last["kind_rank"], last["item_id"]]
+            next_cursor = encode_cursor(TIMELINE_SORT, values)
+        items = await timeline_items(connection, sql, rows)
+    return JSON({"data": items, "next_cursor": next_cursor})
+
+
+async def timeline_items(
+    connection: asyncpg.Connection, sql: CrmSql, rows: Sequence[asyncpg.Record]
+) -> list[dict[str, Any]]:
+    """`TimelineService._items`: the rows of each kind on the page (kinds in the order they
+    first appear), the activities' contacts, the items, then the names of who did them."""
+    wanted: dict[TimelineKind, set[UUID]] = {}
+    for row in rows:
+        wanted.setdefault(KIND_OF_RANK[row["kind_rank"]], set()).add(row["item_id"])
+    details: dict[TimelineKind, dict[UUID, dict[str, Any]]] = {}
+    for kind, ids in wanted.items():
+        found = await fetch(connection, sql.details[kind], {"ids": list(ids)})
+        details[kind] = {record["id"]: dict(record) for record in found}
+    activities = details.get(TimelineKind.activity)
+    if activities:
+        for activity in activities.values():
+            activity.update(contact_ids=[], attendee_contact_ids=[])
+        for link in await fetch(connection, sql.activity_contacts, {"ids": list(activities)}):
+            activity = activities[link["activity_id"]]
+            if link["linked"]:
+                activity["contact_ids"].append(link["contact_id"])
+            if link["attendee"]:
+                activity["attendee_contact_ids"].append(link["contact_id"])
+    items = []
+    for row in rows:
+        kind = KIND_OF_RANK[row["kind_rank"]]
+        item = TIMELINE_ITEMS[kind](details[kind][row["item_id"]])
+        items.append(item | {"kind": kind.value, "occurred_at": row["occurred_at"]})
+    actor_ids = {item["actor"] for item in items if item["actor"] is not None}
+    names = {}
+    if actor_ids:
+        found = await fetch(connection, sql.actors, {"ids": list(actor_ids)})
+        names = {record["id"]: record["name"] for record in found}
+    for item in items:
+        actor = item["actor"]
+        item["actor"] = {"id": actor, "name": names[actor]} if actor in names else None
+    return items
 
 
 app = Starlette(
     routes=[
         Route("/healthz", healthz),
         Route("/contacts/{id}", get_contact),
+        Route("/contacts/{id}/timeline", contact_timeline),
         Route("/contacts", list_contacts),
         Route("/contacts", create_contact, methods=["POST"]),
         Route("/pipelines/{id}/board", pipeline_board),

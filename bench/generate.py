@@ -8,13 +8,20 @@ it would take hours) but are what the app itself would store: time-ordered UUIDv
 timestamp is the row's created_at, normalized lower-case unique emails and domains, the derived
 `name_key`, an allowed lifecycle stage, an existing owner, real company ids; contacts and
 companies are never updated (version 1, `updated_at == created_at`). No audit rows or events are
-written: the benchmark does not read them.
+written for them: the benchmark does not read them.
 
 Deals go to the default pipeline "Sales" and two pipelines created here, each in a stage of its
 pipeline with the matching status; some carry contacts (of their company) and line items (their
 amount is then the items' sum), and each has its stage history. A deal's version and updated_at
 count those changes, as crm-api's would. `--contacts 0 --deals N` adds deals to a database that
 already has contacts and companies.
+
+`--timeline-items N` then gives one existing contact a timeline of N items, as if its activities
+had been logged, its tasks worked and the contact edited through the API over the two years:
+activities with their `activity_contacts` rows, tasks, lifecycle changes and the `audit_log` rows
+of its edits; the contact ends with the columns those edits and crm-api's derived fields
+(`last_activity_at`, `first_outreach_at`, `next_task_id`) leave. `--contacts 0 --timeline-items N`
+adds it to a database that has contacts but no activities.
 
 Foreign keys, checks and indexes all stay in place, so PostgreSQL verifies every reference; its
 per-row foreign key checks and index inserts are most of the cost (about 25-30k contacts/s and
@@ -25,22 +32,26 @@ import argparse
 import asyncio
 import random
 import time
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate
+from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
+from crm_api.activities.models import ActivityType, CallOutcome, Direction
 from crm_api.core.enums import LifecycleStage, StageKind
 from crm_api.core.ids import uuid7
 from crm_api.core.money import MINOR_UNITS, to_minor_units
 from crm_api.core.normalize import sort_key_text
 from crm_api.deals.models import DealContactRole
 from crm_api.deals.service import NAME_KEY_LENGTH, deal_amount
+from crm_api.tasks.models import PRIORITY_RANK, Priority, TaskStatus
 
 SPAN = timedelta(days=730)  # created_at is spread over the past two years
 CHUNK = 100_000  # rows per COPY, to show progress
@@ -548,10 +559,311 @@ async def load_deals(
         print(f"  deals {stop:>10,} / {n:,}  ({rate:,.0f} deals/s)", flush=True)
 
 
+# -- one contact's long timeline ---------------------------------------------------------------
+
+TIMELINE_DEEP_FRACTION = 0.75
+"""run.py's deep timeline page starts after this share of the items (item 15,001 of 20,000); a
+tie of many items straddles that point, so the deep cursor lands inside it."""
+MIN_TIMELINE_ITEMS = 200
+ACTIVITY_TYPES = [activity_type.value for activity_type in ActivityType]  # call email meeting note
+ACTIVITY_WEIGHTS = tuple(accumulate((35, 35, 10, 20)))
+OUTCOMES = [outcome.value for outcome in CallOutcome]  # connected first
+OUTCOME_WEIGHTS = tuple(accumulate((50, 20, 15, 10, 5)))
+INBOUND, OUTBOUND = Direction.inbound.value, Direction.outbound.value
+CALL, EMAIL, MEETING = ActivityType.call.value, ActivityType.email.value, ActivityType.meeting.value
+TOPICS = ["pricing", "the renewal", "onboarding", "the pilot", "next quarter", "the contract",
+          "a support issue", "the roadmap", "references", "the security review"]  # fmt: skip
+BODIES = ["Went through the open questions.", "They want a proposal by Friday.",
+          "Sent the deck and the case study.", "Asked for a discount; said we would check.",
+          "Champion is moving teams; find the new owner.", "Agreed on next steps."]  # fmt: skip
+TASK_TITLES = ["Follow up", "Send the proposal", "Book a demo", "Check in", "Prepare the QBR",
+               "Call back", "Share pricing"]  # fmt: skip
+PRIORITIES = [priority.value for priority in Priority]  # high normal low
+PRIORITY_WEIGHTS = tuple(accumulate((2, 5, 3)))
+CONTACT_TITLES = [title for title in TITLES if title]
+MINUTE_US = 60_000_000
+DAY_US = 24 * 60 * MINUTE_US
+
+ACTIVITY_COLUMNS = (
+    "id", "type", "subject", "body", "occurred_at", "duration_seconds", "direction", "outcome",
+    "company_id", "deal_id", "logged_by", "version", "created_by", "created_at", "updated_at",
+)  # fmt: skip
+ACTIVITY_CONTACT_COLUMNS = ("activity_id", "contact_id", "linked", "attendee", "occurred_at",
+                            "live")  # fmt: skip
+TASK_COLUMNS = (
+    "id", "title", "notes", "due_at", "priority", "priority_rank", "status", "completed_at",
+    "completed_by", "assignee_id", "contact_id", "version", "created_by", "created_at",
+    "updated_at",
+)  # fmt: skip
+LIFECYCLE_COLUMNS = ("id", "contact_id", "from_stage", "to_stage", "changed_at", "changed_by")
+AUDIT_COLUMNS = ("id", "occurred_at", "actor_user_id", "action", "entity_type", "entity_id",
+                 "changes")  # fmt: skip
+TIMELINE_CONTACT = (
+    "SELECT id, created_at, title, lifecycle_stage, lifecycle_stage_changed_at FROM contacts"
+    " WHERE archived_at IS NULL AND company_id IS NOT NULL AND version = 1"
+    " ORDER BY created_at, id LIMIT 1"
+)
+UPDATE_TIMELINE_CONTACT = (
+    "UPDATE contacts SET title = $2, lifecycle_stage = $3, lifecycle_stage_changed_at = $4,"
+    " version = $5, updated_at = $6, last_activity_at = $7, first_outreach_at = $8,"
+    " next_task_id = $9 WHERE id = $1"
+)
+
+
+@dataclass
+class Event:
+    """Something that happened to the contact at `micros`, shown as `items` timeline items: an
+    activity, a task created or completed (`task` is its index), a title change (its audit row)
+    or a lifecycle change (its history row and its audit row, written at the same instant)."""
+
+    micros: int
+    kind: str
+    task: int = -1
+    items: int = 1
+
+
+@dataclass
+class PlannedTask:
+    created_us: int
+    status: str
+    closed_us: int | None = None
+    """When it was completed (done) or cancelled."""
+
+
+@dataclass
+class TimelineRows:
+    activities: list[tuple[object, ...]] = field(default_factory=list)
+    links: list[tuple[object, ...]] = field(default_factory=list)
+    tasks: list[tuple[object, ...]] = field(default_factory=list)
+    lifecycle: list[tuple[object, ...]] = field(default_factory=list)
+    audit: list[tuple[object, ...]] = field(default_factory=list)
+    contact: tuple[object, ...] = ()
+    """UPDATE_TIMELINE_CONTACT's arguments: what the contact's updates and derived fields set."""
+
+    async def copy(self, conn: asyncpg.Connection) -> None:
+        tables = (
+            ("activities", self.activities, ACTIVITY_COLUMNS),
+            ("activity_contacts", self.links, ACTIVITY_CONTACT_COLUMNS),
+            ("tasks", self.tasks, TASK_COLUMNS),
+            ("contact_lifecycle_changes", self.lifecycle, LIFECYCLE_COLUMNS),
+            ("audit_log", self.audit, AUDIT_COLUMNS),
+        )
+        for table, records, columns in tables:
+            await conn.copy_records_to_table(table, records=records, columns=columns)
+        await conn.execute(UPDATE_TIMELINE_CONTACT, *self.contact)
+
+
+class TimelineMaker:
+    """`n` timeline items of one contact, as crm-api would have stored them had the contact's
+    activities been logged, its tasks created and worked, and the contact edited, through the
+    API over the time since it was created. About 90% are activities."""
+
+    def __init__(
+        self, contact: asyncpg.Record, owner_id: UUID, end: datetime, rng: random.Random
+    ) -> None:
+        self.contact = contact
+        self.contact_id: UUID = contact["id"]
+        self.owner = owner_id
+        self.rng = rng
+        self.start_us = micros_of(contact["created_at"]) + MINUTE_US
+        self.end_us = micros_of(end) - MINUTE_US
+
+    def make(self, n: int) -> TimelineRows:
+        events, tasks = self.plan(n)
+        rows = TimelineRows()
+        outreach: list[int] = []
+        for event in events:
+            if event.kind == "activity":
+                self.activity(event.micros, rows, outreach)
+        rows.tasks = [self.task_row(task) for task in tasks]
+        # The contact's creation (its first lifecycle row), then its edits, oldest first.
+        created, stage = self.contact["created_at"], self.contact["lifecycle_stage"]
+        rows.lifecycle.append((uuid7_at(micros_of(created), self.rng), self.contact_id, None,
+                               stage, created, self.owner))  # fmt: skip
+        edits = [event for event in reversed(events) if event.kind in ("stage", "title")]
+        stage_at, title = self.contact["lifecycle_stage_changed_at"], self.contact["title"]
+        for event in edits:
+            at = instant(event.micros)
+            if event.kind == "stage":
+                before, stage = stage, self.rng.choice([s for s in STAGES if s != stage])
+                rows.lifecycle.append((uuid7_at(event.micros, self.rng), self.contact_id, before,
+                                       stage, at, self.owner))  # fmt: skip
+                changes = {"lifecycle_stage": [before, stage],
+                           "lifecycle_stage_changed_at": [stage_at, at]}  # fmt: skip
+                stage_at = at
+            else:
+                before, title = title, self.rng.choice([t for t in CONTACT_TITLES if t != title])
+                changes = {"title": [before, title]}
+            # The changes as crm-api's JSON codec writes them (orjson: ISO 8601 datetimes).
+            changes_json = orjson.dumps(changes).decode()
+            rows.audit.append((uuid7_at(event.micros, self.rng), at, self.owner, "updated",
+                               "contact", self.contact_id, changes_json))  # fmt: skip
+        rows.contact = (
+            self.contact_id, title, stage, stage_at, 1 + len(edits),
+            instant(edits[-1].micros) if edits else created,
+            instant(max(event.micros for event in events if event.kind == "activity")),
+            instant(min(outreach)) if outreach else None,
+            self.next_task(rows.tasks),
+        )  # fmt: skip
+        return rows
+
+    def plan(self, n: int) -> tuple[list[Event], list[PlannedTask]]:
+        """The events, newest first, making exactly `n` items with the contact's creation."""
+        stage_changes, title_changes, task_count = max(1, n // 200), n // 25, n * 3 // 100
+        events = [Event(self.instant(), "stage", items=2) for _ in range(stage_changes)]
+        events += [Event(self.instant(), "title") for _ in range(title_changes)]
+        tasks = [self.task(self.instant()) for _ in range(task_count)]
+        for number, task in enumerate(tasks):
+            events.append(Event(task.created_us, "task", number))
+            if task.closed_us is not None and task.status == TaskStatus.done:
+                events.append(Event(task.closed_us, "done", number))
+        left = n - 1 - sum(event.items for event in events)
+        events += [Event(self.instant(), "activity") for _ in range(left)]
+        events.sort(key=lambda event: event.micros, reverse=True)
+        self.share_instants(events, n)
+        for event in events:  # a tie may have moved a task's events: the task follows them
+            if event.kind == "task":
+                tasks[event.task].created_us = event.micros
+            elif event.kind == "done":
+                tasks[event.task].closed_us = event.micros
+        for task in tasks:  # a cancellation is no timeline item, but not before the creation
+            if task.closed_us is not None:
+                task.closed_us = max(task.closed_us, task.created_us)
+        return events, tasks
+
+    def instant(self) -> int:
+        return self.start_us + self.rng.randrange(self.end_us - self.start_us)
+
+    def task(self, created_us: int) -> PlannedTask:
+        """Recent tasks are mostly open; old ones mostly done, some cancelled, a few forgotten."""
+        recent = self.end_us - created_us < 30 * DAY_US
+        shares = (60, 35, 5) if recent else (8, 80, 12)
+        status = self.rng.choices((TaskStatus.open, TaskStatus.done, TaskStatus.cancelled), shares)
+        if status[0] == TaskStatus.open:
+            return PlannedTask(created_us, status[0].value)
+        gap = self.rng.randrange(max(1, min(14 * DAY_US, self.end_us - created_us)))
+        return PlannedTask(created_us, status[0].value, created_us + gap)
+
+    def share_instants(self, events: list[Event], n: int) -> None:
+        """A few hundred items share timestamps (the cursor must neither skip nor repeat them):
+        200 around the deep page's start, 21 across the end of the first page of 50, and ten
+        ties of 5-20 items elsewhere. A tie moves a run of neighbours (newest first) to the
+        instant of one of them, so no two events swap: a task is still completed no earlier
+        than it was created."""
+        ends = list(accumulate(event.items for event in events))
+
+        def tie(first: int, count: int) -> None:
+            low = bisect_left(ends, first)
+            high = min(len(events) - 1, bisect_left(ends, first + count - 1))
+            at = events[(low + high) // 2].micros
+            for event in events[low : high + 1]:
+                event.micros = at
+
+        big = max(2, n // 100)
+        tie(int(n * TIMELINE_DEEP_FRACTION) - big * 3 // 4, big)  # items 14,850-15,049 of 20,000
+        tie(40, 21)
+        for _ in range(10):
+            tie(self.rng.randrange(60, n - 60), self.rng.randint(5, 20))
+
+    def activity(self, micros: int, rows: TimelineRows, outreach: list[int]) -> None:
+        """An activity about the contact, with the fields its type takes (`_check_fields`),
+        logged up to 20 minutes after it happened; its `activity_contacts` row repeats its time."""
+        rng = self.rng
+        kind = rng.choices(ACTIVITY_TYPES, cum_weights=ACTIVITY_WEIGHTS)[0]
+        topic = rng.choice(TOPICS)
+        direction = outcome = duration = subject = body = None
+        if kind == CALL:
+            direction = OUTBOUND if rng.random() < 0.7 else INBOUND
+            if direction == OUTBOUND:
+                outcome = rng.choices(OUTCOMES, cum_weights=OUTCOME_WEIGHTS)[0]
+            elif rng.random() < 0.8:
+                outcome = CallOutcome.connected.value
+            if outcome == CallOutcome.connected:
+                duration = rng.randint(60, 1800)
+            subject = f"Call about {topic}" if rng.random() < 0.5 else None
+            body = rng.choice(BODIES) if rng.random() < 0.4 else None
+        elif kind == EMAIL:
+            direction = OUTBOUND if rng.random() < 0.6 else INBOUND
+            subject = f"Re: {topic}"
+            body = rng.choice(BODIES) if rng.random() < 0.7 else None
+        elif kind == MEETING:
+            duration = rng.choice((1800, 2700, 3600))
+            subject = f"Meeting: {topic}"
+            body = rng.choice(BODIES) if rng.random() < 0.3 else None
+        else:  # a note
+            subject = f"Note on {topic}" if rng.random() < 0.3 else None
+            body = rng.choice(BODIES)
+        if kind == MEETING or direction == OUTBOUND:
+            outreach.append(micros)
+        logged = instant(min(self.end_us, micros + rng.randrange(20 * MINUTE_US)))
+        activity_id, occurred = uuid7_at(micros_of(logged), rng), instant(micros)
+        rows.activities.append((
+            activity_id, kind, subject, body, occurred, duration, direction, outcome, None, None,
+            self.owner, 1, self.owner, logged, logged,
+        ))  # fmt: skip
+        rows.links.append((activity_id, self.contact_id, True, False, occurred, True))
+
+    def task_row(self, task: PlannedTask) -> tuple[object, ...]:
+        """Created (version 1), then completed or cancelled (version 2) unless still open; due
+        1 hour to 3 weeks after creation, or undated (10%)."""
+        rng, owner = self.rng, self.owner
+        created = instant(task.created_us)
+        due = None
+        if rng.random() >= 0.1:
+            due = instant(task.created_us + rng.randrange(60 * MINUTE_US, 21 * DAY_US))
+        priority = rng.choices(PRIORITIES, cum_weights=PRIORITY_WEIGHTS)[0]
+        closed = instant(task.closed_us) if task.closed_us is not None else None
+        done = task.status == TaskStatus.done
+        return (
+            uuid7_at(task.created_us, rng), f"{rng.choice(TASK_TITLES)}: {rng.choice(TOPICS)}",
+            rng.choice(BODIES) if rng.random() < 0.3 else None, due, priority,
+            PRIORITY_RANK[Priority(priority)], task.status, closed if done else None,
+            owner if done else None, owner, self.contact_id, 1 if closed is None else 2, owner,
+            created, closed or created,
+        )  # fmt: skip
+
+    @staticmethod
+    def next_task(tasks: list[tuple[object, ...]]) -> UUID | None:
+        """`refresh_next_task`: the earliest open task by due date (undated last), then
+        priority, then id (Python orders UUIDs as PostgreSQL does, by their bytes)."""
+        column = {name: index for index, name in enumerate(TASK_COLUMNS)}
+        open_tasks = [row for row in tasks if row[column["status"]] == TaskStatus.open]
+
+        def order(row: tuple[Any, ...]) -> tuple[Any, ...]:
+            due = row[column["due_at"]]
+            return due is None, due or EPOCH, row[column["priority_rank"]], row[column["id"]]
+
+        return min(open_tasks, key=order)[column["id"]] if open_tasks else None  # type: ignore[return-value]
+
+
+async def load_timeline(
+    conn: asyncpg.Connection, n: int, owner_id: UUID, end: datetime, rng: random.Random
+) -> UUID:
+    """`n` timeline items for one contact: the oldest live contact at a company that was never
+    edited. Returns its id."""
+    if n < MIN_TIMELINE_ITEMS:
+        raise SystemExit(f"--timeline-items: at least {MIN_TIMELINE_ITEMS}")
+    started = time.perf_counter()
+    contact = await conn.fetchrow(TIMELINE_CONTACT)
+    if contact is None:
+        raise SystemExit("no live, never edited contact at a company to give a timeline")
+    rows = TimelineMaker(contact, owner_id, end, rng).make(n)
+    await rows.copy(conn)
+    print(
+        f"  timeline of contact {contact['id']}: {len(rows.activities):,} activities,"
+        f" {len(rows.tasks):,} tasks, {len(rows.lifecycle):,} lifecycle changes,"
+        f" {len(rows.audit):,} audit rows in {time.perf_counter() - started:.1f}s",
+        flush=True,
+    )
+    return contact["id"]
+
+
 # What each part of the load writes: vacuumed once it is in.
 CONTACT_TABLES = ("companies", "contacts", "users")
 DEAL_TABLES = ("pipelines", "pipeline_stages", "deals", "deal_stage_history", "deal_contacts",
                "line_items")  # fmt: skip
+TIMELINE_TABLES = ("activities", "activity_contacts", "tasks", "contact_lifecycle_changes",
+                   "audit_log", "contacts")  # fmt: skip
 
 
 async def require_empty(conn: asyncpg.Connection, tables: list[str]) -> None:
@@ -568,18 +880,23 @@ async def generate(
     owner_id: UUID | None = None,
     seed: int = 42,
     deals: int = 0,
+    timeline_items: int = 0,
 ) -> dict[str, float]:
-    """Loads companies and contacts (unless both are 0), then `deals` deals, then VACUUM ANALYZE;
-    returns counts and timings."""
+    """Loads companies and contacts (unless both are 0), then `deals` deals, then one contact's
+    timeline of `timeline_items` items, then VACUUM ANALYZE; returns counts and timings."""
     rng = random.Random(seed)
     end = datetime.now(UTC)
     people = bool(contacts or companies)
     tables = [*(CONTACT_TABLES if people else ()), *(DEAL_TABLES if deals else ())]
+    tables += [table for table in TIMELINE_TABLES if timeline_items and table not in tables]
+    # Each part goes into a database without it (the timeline: without any activity links).
+    loaded = {"contacts": people, "deals": bool(deals), "activity_contacts": bool(timeline_items)}
     conn = await asyncpg.connect(plain_dsn(database_url))
     try:
-        await require_empty(conn, [table for table in ("contacts", "deals") if table in tables])
+        await require_empty(conn, [table for table, loading in loaded.items() if loading])
         started = time.perf_counter()
-        timing: dict[str, float] = {"contacts": contacts, "companies": companies, "deals": deals}
+        timing: dict[str, float] = {"contacts": contacts, "companies": companies, "deals": deals,
+                                    "timeline_items": timeline_items}  # fmt: skip
         # One transaction: a failed or interrupted load leaves no partial data behind that a
         # later `run.py --reuse` would mistake for a complete dataset.
         async with conn.transaction():
@@ -590,6 +907,10 @@ async def generate(
             if deals:
                 await load_deals(conn, deals, owner, end, rng)
             timing["deals_s"] = time.perf_counter() - started - timing["contacts_s"]
+            if timeline_items:
+                await load_timeline(conn, timeline_items, owner, end, rng)
+            timing["timeline_s"] = time.perf_counter() - started - timing["contacts_s"]
+            timing["timeline_s"] -= timing["deals_s"]
         timing["load_s"] = time.perf_counter() - started
         # VACUUM, not just ANALYZE: it sets hint bits and the visibility map now, instead of
         # the first benchmark reads dirtying (and writing back) every freshly loaded page.
@@ -606,16 +927,26 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--companies", type=int, help="default: contacts / 20")
     parser.add_argument("--deals", type=int, default=0, help="loaded after contacts")
+    parser.add_argument(
+        "--timeline-items",
+        type=int,
+        default=0,
+        help="give one existing contact this many timeline items (run.py: 20000), loaded last",
+    )
     parser.add_argument("--owner-id", type=UUID, help="owner of every row (default: bench user)")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     companies = args.companies if args.companies is not None else args.contacts // 20
     result = asyncio.run(
-        generate(args.database_url, args.contacts, companies, args.owner_id, args.seed, args.deals)
-    )
+        generate(
+            args.database_url, args.contacts, companies, args.owner_id, args.seed, args.deals,
+            args.timeline_items,
+        )
+    )  # fmt: skip
     print(
-        f"loaded {args.contacts:,} contacts, {companies:,} companies and {args.deals:,} deals in "
-        f"{result['load_s']:.1f}s (deals {result['deals_s']:.1f}s), "
+        f"loaded {args.contacts:,} contacts, {companies:,} companies, {args.deals:,} deals and "
+        f"{args.timeline_items:,} timeline items in {result['load_s']:.1f}s (deals "
+        f"{result['deals_s']:.1f}s, timeline {result['timeline_s']:.1f}s), "
         f"{result['total_s']:.1f}s with VACUUM ANALYZE"
     )
 

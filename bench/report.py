@@ -30,7 +30,16 @@ TARGETS = (
     Target("board >= 0.5x baseline", "board.ratio", 0.5, False, ("board",)),
     Target("list 50 of a stage by -amount >= 0.5x baseline", "list_stage_amount.ratio", 0.5,
            False, ("list_stage_amount",)),
+    Target("timeline deep p50 <= 1.5x timeline first p50", "timeline_deep_over_first_p50", 1.5,
+           True, ("timeline_deep", "timeline_first")),
+    Target("timeline first >= 0.5x baseline", "timeline_first.ratio", 0.5, False,
+           ("timeline_first",)),
 )  # fmt: skip
+# crm-api's p50 on a deep page over its p50 on the first page: (value key, deep, first).
+P50_RATIOS = (
+    ("deep_over_first_p50", "list_deep", "list_first"),
+    ("timeline_deep_over_first_p50", "timeline_deep", "timeline_first"),
+)
 
 
 @dataclass
@@ -95,10 +104,11 @@ class Report:
             if "error" not in result:
                 values[f"{key}.ratio"] = result["ratio"]
                 values[f"{key}.crm_p99_ms"] = result["crm"]["p99_us"] / 1000
-        first, deep = self.results.get("list_first", {}), self.results.get("list_deep", {})
-        if "crm" in first and "crm" in deep:
-            values["deep_over_first_p50"] = round(deep["crm"]["p50_us"] / first["crm"]["p50_us"], 3)
-            self.dataset["deep_over_first_p50"] = values["deep_over_first_p50"]
+        for name, deep_key, first_key in P50_RATIOS:
+            first, deep = self.results.get(first_key, {}), self.results.get(deep_key, {})
+            if "crm" in first and "crm" in deep:
+                values[name] = round(deep["crm"]["p50_us"] / first["crm"]["p50_us"], 3)
+                self.dataset[name] = values[name]
         return values
 
     def write(self, path: Path) -> None:
@@ -136,10 +146,12 @@ def table(report: Report) -> str:
 
 
 def render(report: Report, load_line: str) -> str:
-    deep_ratio = report.dataset.get("deep_over_first_p50")
     lines = [load_line, "", table(report), ""]
-    if deep_ratio is not None:
-        lines.append(f"crm deep page p50 / first page p50: {deep_ratio:.2f}")
+    p50_ratios = (("deep_over_first_p50", "deep page p50 / first page p50"),
+                  ("timeline_deep_over_first_p50", "timeline deep p50 / first p50"))  # fmt: skip
+    for name, what in p50_ratios:
+        if report.dataset.get(name) is not None:
+            lines.append(f"crm {what}: {report.dataset[name]:.2f}")
     lines.append("")
     for target in report.targets:
         if target["met"] is None:

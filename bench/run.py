@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py --contacts 50000 --deals 100000   # a quick run
     .venv/bin/python bench/run.py --reuse             # keep the data of a previous run
     .venv/bin/python bench/run.py --only board,list_stage_amount    # the deal scenarios only
+    .venv/bin/python bench/run.py --reuse --only timeline_first,timeline_deep   # the timeline
 
 See bench/README.md for what each scenario measures and how the ratios are computed.
 """
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -33,7 +34,8 @@ from load import DEFAULT_TIMEOUT, ForeignCpu, Load, Measurement, run_wrk, wait_f
 from report import Report, render
 from servers import Server, http, running
 
-from crm_api.core.listing import encode_cursor
+from crm_api.core.listing import decode_cursor, encode_cursor
+from crm_api.timeline.repository import CURSOR_KEY, RANK, TimelineKind
 
 BENCH_DIR = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent  # crm-api, uvicorn and py-spy live beside this python
@@ -41,7 +43,10 @@ ADMIN_EMAIL = "bench-admin@bench.example"
 DEEP_FRACTION = 0.9  # the deep page starts after 90% of the live contacts
 LIST_STAGE = "Proposal"  # the stage of the default pipeline whose open deals are listed
 BOARD_DEALS = 20  # crm-api's default deals per board column
-SCENARIO_KEYS = ("get_one", "list_first", "list_deep", "board", "list_stage_amount", "post")
+SCENARIO_KEYS = ("get_one", "list_first", "list_deep", "board", "list_stage_amount",
+                 "timeline_first", "timeline_deep", "post")  # fmt: skip
+TIMELINE_PAGE = 50  # items per measured timeline page
+TIMELINE_WALK_PAGE = 500  # crm-api's largest page: the walk to the deep cursor takes 30 of them
 MIN_IDLE = 0.85  # between runs (servers idle), less idle CPU than this means another job runs
 MAX_FOREIGN_CPU = 0.05  # a run during which other processes used more CPU than this is redone
 
@@ -53,6 +58,7 @@ class Config:
     contacts: int
     companies: int
     deals: int
+    timeline_items: int
     reuse: bool
     duration: int
     warmup: int
@@ -104,6 +110,24 @@ class SalesPipeline:
 
 
 @dataclass(frozen=True)
+class Timeline:
+    """The contact with the long timeline, and its items in the order crm-api must show them:
+    (kind, id) pairs, newest first, read straight from the tables (not through crm-api)."""
+
+    contact_id: str
+    items: tuple[tuple[str, str], ...]
+    deep_offset: int
+    """Items before the deep page: its first item is item deep_offset + 1 (1-based)."""
+    deep_last: tuple[datetime, int, UUID]
+    """(occurred_at, kind rank, id) of item deep_offset: what crm-api's cursor to the deep
+    page must carry."""
+    deep_cursor: str = ""
+    """crm-api's own `next_cursor` after walking deep_offset items (set once crm-api is up)."""
+    problem: str | None = None
+    """What went wrong on the walk, if anything: the timeline scenarios then fail."""
+
+
+@dataclass(frozen=True)
 class Fixtures:
     """What the scenarios need from the database, found once before any load is sent."""
 
@@ -118,6 +142,8 @@ class Fixtures:
     deep_first_id: str
     live_deals: int
     sales: SalesPipeline
+    timeline: Timeline | None
+    """None if no contact has a timeline (`--timeline-items 0` on a fresh database)."""
 
 
 class ScenarioError(Exception):
@@ -128,14 +154,14 @@ class ScenarioError(Exception):
 
 
 async def stored_data(config: Config) -> set[str]:
-    """Which of contacts and deals the database holds (neither if there is no database)."""
+    """Which of contacts, deals and a timeline (activities) the database holds."""
     try:
         conn = await asyncpg.connect(config.dsn(config.db_name))
     except asyncpg.InvalidCatalogNameError:
         return set()
     found = set()
     try:
-        for table in ("contacts", "deals"):
+        for table in ("contacts", "deals", "activity_contacts"):
             try:
                 if await conn.fetchval(f"SELECT EXISTS (SELECT FROM {table})"):
                     found.add(table)
@@ -186,7 +212,8 @@ def admin_user(config: Config) -> str:
 
 def prepare_database(config: Config, report: Report) -> tuple[str, str]:
     """A migrated database with data (fresh, or reused); returns (admin user id, API key).
-    A reused database without deals (made before deals were benchmarked) gets them."""
+    A reused database without deals or without a timeline (made before they were benchmarked)
+    gets them."""
     stored = asyncio.run(stored_data(config))
     reuse = config.reuse and "contacts" in stored
     if not reuse:
@@ -201,21 +228,32 @@ def prepare_database(config: Config, report: Report) -> tuple[str, str]:
         print(f"reusing the data in {config.db_name}", flush=True)
     contacts, companies = (0, 0) if reuse else (config.contacts, config.companies)
     deals = 0 if reuse and "deals" in stored else config.deals
-    if contacts or companies or deals:
-        load_data(config, report, contacts, companies, deals, owner_id)
+    timeline = 0 if reuse and "activity_contacts" in stored else config.timeline_items
+    if contacts or companies or deals or timeline:
+        load_data(config, report, (contacts, companies, deals, timeline), owner_id)
     return owner_id, api_key
 
 
 def load_data(
-    config: Config, report: Report, contacts: int, companies: int, deals: int, owner_id: str
+    config: Config, report: Report, counts: tuple[int, int, int, int], owner_id: str
 ) -> None:
-    print(f"generating {contacts:,} contacts, {companies:,} companies, {deals:,} deals", flush=True)
+    contacts, companies, deals, timeline = counts
+    print(
+        f"generating {contacts:,} contacts, {companies:,} companies, {deals:,} deals, "
+        f"a timeline of {timeline:,} items",
+        flush=True,
+    )
     url, owner = config.crm_database_url, UUID(owner_id)
-    timing = asyncio.run(generate.generate(url, contacts, companies, owner_id=owner, deals=deals))
+    timing = asyncio.run(
+        generate.generate(url, contacts, companies, owner, deals=deals, timeline_items=timeline)
+    )
     report.dataset["generate_seconds"] = round(timing["total_s"], 1)
     report.dataset["generate_deals_seconds"] = round(timing["deals_s"], 1)
+    report.dataset["generate_timeline_seconds"] = round(timing["timeline_s"], 1)
     print(
-        f"data generated in {timing['total_s']:.1f}s (deals: {timing['deals_s']:.1f}s)", flush=True
+        f"data generated in {timing['total_s']:.1f}s (deals: {timing['deals_s']:.1f}s, "
+        f"timeline: {timing['timeline_s']:.1f}s, with VACUUM ANALYZE at the end)",
+        flush=True,
     )
 
 
@@ -254,6 +292,7 @@ async def find_fixtures(config: Config, api_key: str) -> Fixtures:
         )
         live_deals = await conn.fetchval("SELECT count(*) FROM deals WHERE archived_at IS NULL")
         sales = await find_sales_pipeline(conn)
+        timeline = await find_timeline(conn)
     finally:
         await conn.close()
     ids_file = config.out_dir / "ids.lua"
@@ -271,13 +310,94 @@ async def find_fixtures(config: Config, api_key: str) -> Fixtures:
         deep_first_id=str(first_row["id"]),
         live_deals=live_deals,
         sales=sales,
+        timeline=timeline,
     )
+
+
+# Every item of a contact's timeline, in the order the issue specifies (newest first; at one
+# instant the higher kind rank first, then the higher id), written from the tables' meaning
+# rather than from crm-api's statement, so the walk below checks crm-api against it.
+TIMELINE_ITEMS = f"""
+SELECT occurred_at, kind_rank, item_id FROM (
+    SELECT occurred_at, {RANK[TimelineKind.activity]} AS kind_rank, activity_id AS item_id
+        FROM activity_contacts WHERE contact_id = $1 AND live
+    UNION ALL SELECT created_at, {RANK[TimelineKind.task_created]}, id
+        FROM tasks WHERE contact_id = $1 AND archived_at IS NULL
+    UNION ALL SELECT completed_at, {RANK[TimelineKind.task_completed]}, id
+        FROM tasks WHERE contact_id = $1 AND archived_at IS NULL AND completed_at IS NOT NULL
+    UNION ALL SELECT changed_at, {RANK[TimelineKind.lifecycle_changed]}, id
+        FROM contact_lifecycle_changes WHERE contact_id = $1
+    UNION ALL SELECT occurred_at, {RANK[TimelineKind.field_changed]}, id
+        FROM audit_log WHERE entity_type = 'contact' AND entity_id = $1 AND action = 'updated'
+) AS items ORDER BY occurred_at DESC, kind_rank DESC, item_id DESC
+"""
+KIND_OF = {rank: kind.value for kind, rank in RANK.items()}
+
+
+async def find_timeline(conn: asyncpg.Connection) -> Timeline | None:
+    """The contact with the most activities (the generator gives one contact them all), its
+    items in order, and the item the deep page follows: at 75% (item 15,000 of 20,000)."""
+    contact_id = await conn.fetchval(
+        "SELECT contact_id FROM activity_contacts WHERE live"
+        " GROUP BY contact_id ORDER BY count(*) DESC, contact_id LIMIT 1"
+    )
+    if contact_id is None:
+        return None
+    rows = await conn.fetch(TIMELINE_ITEMS, contact_id)
+    offset = int(len(rows) * generate.TIMELINE_DEEP_FRACTION)
+    last = rows[offset - 1]
+    return Timeline(
+        contact_id=str(contact_id),
+        items=tuple((KIND_OF[row["kind_rank"]], str(row["item_id"])) for row in rows),
+        deep_offset=offset,
+        deep_last=(last["occurred_at"], last["kind_rank"], last["item_id"]),
+    )
+
+
+def walk_timeline(server: Server, api_key: str, timeline: Timeline) -> Timeline:
+    """Pages through crm-api's timeline (500 items a page) with its own `next_cursor`s until
+    `deep_offset` items were shown; the last cursor is the deep page's. Every item shown must be
+    the expected one: none skipped, none repeated, ties included."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    path = f"{server.base_url}/v1/contacts/{timeline.contact_id}/timeline"
+    shown: list[tuple[str, str]] = []
+    cursor = None
+    while len(shown) < timeline.deep_offset:
+        left = timeline.deep_offset - len(shown)
+        query: dict[str, Any] = {"limit": min(TIMELINE_WALK_PAGE, left)}
+        if cursor:
+            query["cursor"] = cursor
+        status, content = http("GET", f"{path}?{urllib.parse.urlencode(query)}", headers)
+        if status != 200:
+            problem = f"walking the timeline: HTTP {status} after {len(shown):,} items"
+            return replace(timeline, problem=problem)
+        page = json.loads(content)
+        shown += [(item["kind"], item["id"]) for item in page["data"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    expected = list(timeline.items[: timeline.deep_offset])
+    if shown != expected:
+        pairs = zip(shown, expected, strict=False)
+        at = next((i for i, (a, b) in enumerate(pairs) if a != b), min(len(shown), len(expected)))
+        problem = (
+            f"walking crm-api's timeline {TIMELINE_WALK_PAGE} at a time: item {at + 1:,} is "
+            f"{shown[at] if at < len(shown) else None}, expected "
+            f"{expected[at] if at < len(expected) else None} ({len(shown):,} items shown)"
+        )
+        return replace(timeline, problem=problem)
+    carried = decode_cursor(cursor, "timeline", CURSOR_KEY) if cursor else None
+    if carried != list(timeline.deep_last):
+        problem = f"crm-api's cursor after item {timeline.deep_offset:,} carries {carried}"
+        return replace(timeline, problem=problem)
+    return replace(timeline, deep_cursor=cursor or "")
 
 
 # -- scenarios -------------------------------------------------------------------------------
 
 
 def scenarios(fixtures: Fixtures) -> list[Scenario]:
+    """Every scenario the dataset allows, in the order they run (POST last)."""
     deep_crm = urllib.parse.urlencode({"limit": 50, "cursor": fixtures.deep_cursor})
     after_created_at, after_id = fixtures.deep_after
     deep_base = urllib.parse.urlencode(
@@ -289,19 +409,41 @@ def scenarios(fixtures: Fixtures) -> list[Scenario]:
         {"stage_id": fixtures.sales.list_stage_id, "status": "open", "sort": "-amount", "limit": 50}
     )
     return [
-        Scenario("get_one", "GET one contact", "get_one.lua", "/v1/contacts/", "/contacts/"),
+        # The contact reads run crm-api's own statements on both sides: equal bodies.
+        Scenario("get_one", "GET one contact", "get_one.lua", "/v1/contacts/", "/contacts/",
+                 same_body=True),
         Scenario("list_first", "list 50, first page", "static.lua",
-                 "/v1/contacts?limit=50", "/contacts?limit=50"),
+                 "/v1/contacts?limit=50", "/contacts?limit=50", same_body=True),
         Scenario("list_deep", deep, "static.lua", f"/v1/contacts?{deep_crm}",
-                 f"/contacts?{deep_base}"),
+                 f"/contacts?{deep_base}", same_body=True),
         # At 1M deals a board costs ~150 ms of database time: 32 connections queue for
         # seconds, which is the measurement, not a failure.
         Scenario("board", "board, Sales pipeline", "static.lua", f"/v1{board}", board,
                  same_body=True, wrk_timeout=30),
         Scenario("list_stage_amount", f"list 50 {LIST_STAGE} by -amount", "static.lua",
                  f"/v1/deals?{stage_list}", f"/deals?{stage_list}", same_body=True),
+        *timeline_scenarios(fixtures.timeline),
         Scenario("post", "POST create contact", "post_contact.lua", "/v1/contacts", "/contacts",
                  expected_status=201),
+    ]  # fmt: skip
+
+
+def timeline_scenarios(timeline: Timeline | None) -> list[Scenario]:
+    """The first page of the long timeline, and the page after item 15,000 (of 20,000)."""
+    if timeline is None:
+        return []
+    path = f"/contacts/{timeline.contact_id}/timeline"
+    at, rank, item_id = timeline.deep_last
+    deep_crm = urllib.parse.urlencode({"limit": TIMELINE_PAGE, "cursor": timeline.deep_cursor})
+    deep_base = urllib.parse.urlencode({"limit": TIMELINE_PAGE, "after_occurred_at": at.isoformat(),
+                                        "after_rank": rank, "after_id": item_id})  # fmt: skip
+    size = f"{len(timeline.items):,} items"
+    return [
+        Scenario("timeline_first", f"timeline 50, first page of {size}", "static.lua",
+                 f"/v1{path}?limit={TIMELINE_PAGE}", f"{path}?limit={TIMELINE_PAGE}",
+                 same_body=True),
+        Scenario("timeline_deep", f"timeline 50, after item {timeline.deep_offset:,}",
+                 "static.lua", f"/v1{path}?{deep_crm}", f"{path}?{deep_base}", same_body=True),
     ]  # fmt: skip
 
 
@@ -344,6 +486,36 @@ def check_deep_page(page: Any, fixtures: Fixtures) -> str | None:
     return None
 
 
+def check_timeline_page(page: Any, fixtures: Fixtures, offset: int) -> str | None:
+    """Items offset + 1 to offset + 50 of the timeline, in order, and a cursor to more."""
+    timeline = fixtures.timeline
+    if timeline is None:
+        return "no contact has a timeline"
+    if timeline.problem:
+        return timeline.problem
+    shown = [(item["kind"], item["id"]) for item in page["data"]]
+    expected = list(timeline.items[offset : offset + TIMELINE_PAGE])
+    if shown != expected:
+        first = shown[0] if shown else None
+        return (
+            f"{len(shown)} items starting with {first}, expected items {offset + 1:,}-"
+            f"{offset + len(expected):,} starting with {expected[0] if expected else None}"
+        )
+    if page["next_cursor"] is None and offset + TIMELINE_PAGE < len(timeline.items):
+        return "no next_cursor"
+    return None
+
+
+def check_timeline_first(page: Any, fixtures: Fixtures) -> str | None:
+    return check_timeline_page(page, fixtures, 0)
+
+
+def check_timeline_deep(page: Any, fixtures: Fixtures) -> str | None:
+    """The page after item 15,000: items 15,001-15,050."""
+    timeline = fixtures.timeline
+    return check_timeline_page(page, fixtures, timeline.deep_offset if timeline else 0)
+
+
 def check_deals(deals: list[Any], stage_id: str, sizes: range) -> str | None:
     """Deals of one stage, all open, by amount descending, as many as one of `sizes`."""
     if len(deals) not in sizes:
@@ -384,6 +556,8 @@ BODY_CHECKS: dict[str, Callable[[Any, Fixtures], str | None]] = {
     "list_deep": check_deep_page,
     "board": check_board,
     "list_stage_amount": check_stage_page,
+    "timeline_first": check_timeline_first,
+    "timeline_deep": check_timeline_deep,
 }
 
 
@@ -549,6 +723,12 @@ def run(config: Config) -> int:
         deep_offset=fixtures.deep_offset,
         live_deals=fixtures.live_deals,
     )
+    if fixtures.timeline:
+        report.dataset.update(
+            timeline_contact_id=fixtures.timeline.contact_id,
+            timeline_items=len(fixtures.timeline.items),
+            timeline_deep_offset=fixtures.timeline.deep_offset,
+        )
     load = Load(
         threads=config.threads,
         connections=config.connections,
@@ -563,6 +743,13 @@ def run(config: Config) -> int:
         crm.wait_ready("/readyz")
         baseline.wait_ready("/healthz")
         print(f"servers up; crm workers {crm.worker_pids()}", flush=True)
+        timeline_keys = {"timeline_first", "timeline_deep"}
+        if fixtures.timeline and (not config.only or config.only & timeline_keys):
+            # crm-api's own cursor to the deep page, and a check of every item before it.
+            timeline = walk_timeline(crm, api_key, fixtures.timeline)
+            fixtures = bench.fixtures = replace(fixtures, timeline=timeline)
+            outcome = timeline.problem or "every item as expected"
+            print(f"timeline walked to item {timeline.deep_offset:,}: {outcome}", flush=True)
         # POST last: the rows it adds must not shift the pages the list scenarios read.
         chosen = [s for s in scenarios(fixtures) if not config.only or s.key in config.only]
         for scenario in chosen:
@@ -611,7 +798,9 @@ def load_line(config: Config, report: Report) -> str:
     return (
         f"crm-api {source['commit']}{dirty}; "
         f"{report.dataset['live_contacts']:,} live contacts, "
-        f"{report.dataset['live_deals']:,} live deals\nwrk -t{config.threads} "
+        f"{report.dataset['live_deals']:,} live deals, "
+        f"{report.dataset.get('timeline_items', 0):,} items on one contact's timeline"
+        f"\nwrk -t{config.threads} "
         f"-c{config.connections}, {config.duration}s measured after {config.warmup}s warm-up; "
         f"{config.workers} workers per server; {config.rounds} round(s), median shown; "
         f"crm access log {access_log}"
@@ -631,9 +820,16 @@ def parse_args() -> Config:
     add("--companies", type=int, help="default: contacts / 20")
     add("--deals", type=int, default=1_000_000, help="over 3 pipelines, loaded after contacts")
     add(
+        "--timeline-items",
+        type=int,
+        default=20_000,
+        help="items on one contact's timeline (activities, tasks, lifecycle and field changes)",
+    )
+    add(
         "--reuse",
         action="store_true",
-        help="keep the database's data if it has contacts (adding deals if it has none)",
+        help="keep the database's data if it has contacts (adding deals or a timeline if it "
+        "has none)",
     )
     add("--duration", type=int, default=10, help="seconds measured per scenario and server")
     add("--warmup", type=int, default=3, help="seconds of unmeasured load before each run")
