@@ -2,7 +2,7 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_api.core.db import Base, RecordColumns, UTCDateTime, live_index
@@ -25,6 +25,8 @@ class TaskStatus(StrEnum):
     cancelled = "cancelled"
 
 
+_LINKS = ("contact", "company", "deal")
+_COMPLETED = text("completed_at IS NOT NULL")
 _ONE_LINK = " + ".join(
     f"(CASE WHEN {column} IS NULL THEN 0 ELSE 1 END)"
     for column in ("contact_id", "company_id", "deal_id")
@@ -54,7 +56,17 @@ class Task(RecordColumns, Base):
         CheckConstraint(f"{_ONE_LINK} <= 1", name="one_link"),
         live_index("ix_tasks_live_due", "due_at", "priority_rank", "id"),
         live_index("ix_tasks_live_assignee_due", "assignee_id", "due_at", "priority_rank", "id"),
-        Index("ix_tasks_contact", "contact_id", "created_at", "id"),
-        Index("ix_tasks_company", "company_id", "created_at", "id"),
-        Index("ix_tasks_deal", "deal_id", "created_at", "id"),
+        *(Index(f"ix_tasks_{link}", f"{link}_id", "created_at", "id") for link in _LINKS),
+        # A record's timeline reads its completed tasks newest first.
+        *(
+            Index(
+                f"ix_tasks_{link}_completed",
+                f"{link}_id",
+                "completed_at",
+                "id",
+                postgresql_where=_COMPLETED,
+                sqlite_where=_COMPLETED,
+            )
+            for link in _LINKS
+        ),
     )

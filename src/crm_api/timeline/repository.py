@@ -221,7 +221,7 @@ def details_statement(kind: TimelineKind, postgres: bool) -> Select[Any]:
     """The rows behind a page's items of one kind, by `:ids`."""
     if kind is TimelineKind.activity:
         return select(activities).where(one_of(activities.c.id, "ids", postgres))
-    if kind in (TimelineKind.task_created, TimelineKind.task_completed):
+    if kind is TimelineKind.task_created:  # task_completed items read the same rows
         return select(tasks).where(one_of(tasks.c.id, "ids", postgres))
     if kind is TimelineKind.stage_changed:
         return (
