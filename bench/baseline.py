@@ -49,6 +49,7 @@ from crm_api.pipelines import repository as pipeline_sql
 from crm_api.timeline.repository import (
     EXISTS,
     KIND_OF_RANK,
+    SOURCE_OF,
     RecordType,
     TimelineKind,
     activity_contacts_statement,
@@ -117,7 +118,10 @@ class CrmSql:
             rank: self.compile(page_statement(RecordType.contact, TIMELINE_KINDS, rank))
             for rank in (None, *KIND_OF_RANK)
         }
-        self.details = {kind: self.compile(details_statement(kind, True)) for kind in TimelineKind}
+        self.details = {
+            source: self.compile(details_statement(source, True))
+            for source in set(SOURCE_OF.values())
+        }
         self.activity_contacts = self.compile(activity_contacts_statement(True))
         self.actors = self.compile(actors_statement(True))
 
@@ -382,11 +386,12 @@ async def contact_timeline(request: Request) -> Response:
 async def timeline_items(
     connection: asyncpg.Connection, sql: CrmSql, rows: Sequence[asyncpg.Record]
 ) -> list[dict[str, Any]]:
-    """`TimelineService._items`: the rows of each kind on the page (kinds in the order they
-    first appear), the activities' contacts, the items, then the names of who did them."""
+    """`TimelineService._items`: the rows behind the page's items (one query per `SOURCE_OF`,
+    in the order they first appear), the activities' contacts, the items, then the names of
+    who did them."""
     wanted: dict[TimelineKind, set[UUID]] = {}
     for row in rows:
-        wanted.setdefault(KIND_OF_RANK[row["kind_rank"]], set()).add(row["item_id"])
+        wanted.setdefault(SOURCE_OF[KIND_OF_RANK[row["kind_rank"]]], set()).add(row["item_id"])
     details: dict[TimelineKind, dict[UUID, dict[str, Any]]] = {}
     for kind, ids in wanted.items():
         found = await fetch(connection, sql.details[kind], {"ids": list(ids)})
@@ -404,7 +409,7 @@ async def timeline_items(
     items = []
     for row in rows:
         kind = KIND_OF_RANK[row["kind_rank"]]
-        item = TIMELINE_ITEMS[kind](details[kind][row["item_id"]])
+        item = TIMELINE_ITEMS[kind](details[SOURCE_OF[kind]][row["item_id"]])
         items.append(item | {"kind": kind.value, "occurred_at": row["occurred_at"]})
     actor_ids = {item["actor"] for item in items if item["actor"] is not None}
     names = {}

@@ -216,12 +216,22 @@ _from_stage = stages.alias("from_stage")
 _to_stage = stages.alias("to_stage")
 
 
+SOURCE_OF = {kind: kind for kind in TimelineKind} | {
+    TimelineKind.task_completed: TimelineKind.task_created
+}
+"""Kinds read from the same rows share one details query: a task's creation and completion
+are one row."""
+
+
 @cache
-def details_statement(kind: TimelineKind, postgres: bool) -> Select[Any]:
-    """The rows behind a page's items of one kind, by `:ids`."""
+def details_statement(source: TimelineKind, postgres: bool) -> Select[Any]:
+    """The rows behind a page's items of the kinds whose `SOURCE_OF` is `source`, by `:ids`."""
+    if source is not SOURCE_OF[source]:
+        raise ValueError(f"{source} items are read with {SOURCE_OF[source]} details")
+    kind = source
     if kind is TimelineKind.activity:
         return select(activities).where(one_of(activities.c.id, "ids", postgres))
-    if kind is TimelineKind.task_created:  # task_completed items read the same rows
+    if kind is TimelineKind.task_created:
         return select(tasks).where(one_of(tasks.c.id, "ids", postgres))
     if kind is TimelineKind.stage_changed:
         return (

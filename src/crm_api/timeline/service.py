@@ -12,6 +12,7 @@ from crm_api.timeline.repository import (
     EXISTS,
     KIND_OF_RANK,
     RANK,
+    SOURCE_OF,
     RecordType,
     TimelineKind,
     activity_contacts_statement,
@@ -22,10 +23,6 @@ from crm_api.timeline.repository import (
 )
 
 _CURSOR_SORT = "timeline"
-# Kinds read from the same rows are fetched once: a task's creation and completion are one row.
-_SOURCE_OF = {kind: kind for kind in TimelineKind} | {
-    TimelineKind.task_completed: TimelineKind.task_created
-}
 
 
 class TimelineService:
@@ -65,7 +62,7 @@ class TimelineService:
     async def _items(self, rows: list[Row]) -> list[dict[str, Any]]:
         wanted: dict[TimelineKind, set[UUID]] = {}
         for row in rows:
-            source = _SOURCE_OF[KIND_OF_RANK[row["kind_rank"]]]
+            source = SOURCE_OF[KIND_OF_RANK[row["kind_rank"]]]
             wanted.setdefault(source, set()).add(row["item_id"])
         details: dict[TimelineKind, dict[UUID, Row]] = {}
         for kind, ids in wanted.items():
@@ -76,7 +73,7 @@ class TimelineService:
         if TimelineKind.activity in details:
             await self._add_activity_contacts(details[TimelineKind.activity])
         items = [
-            _ITEMS[kind](details[_SOURCE_OF[kind]][row["item_id"]]) | {"kind": kind.value,
+            _ITEMS[kind](details[SOURCE_OF[kind]][row["item_id"]]) | {"kind": kind.value,
                                                           "occurred_at": row["occurred_at"]}
             for row in rows
             for kind in (KIND_OF_RANK[row["kind_rank"]],)
