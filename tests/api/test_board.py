@@ -541,3 +541,24 @@ class TestAccess:
         pipeline = await create_pipeline(manager)
         response = await anonymous.get(f"/v1/pipelines/{pipeline['id']}/board")
         assert_problem(response, 401, "unauthorized")
+
+
+class TestLargeTotals:
+    async def test_totals_beyond_64_bit_integers_stay_exact(
+        self, manager: Actor, rep: Actor
+    ) -> None:
+        pipeline = await create_pipeline(manager)
+        lead = pipeline["stages"][0]
+        for _ in range(12):  # 12 x 99,999,999,999,999.99 > 2**63 units of 0.0001
+            await create_deal(rep, stage_id=lead["id"], amount="99999999999999.99")
+        board = await get_board(rep.client, pipeline["id"])
+        column = board["stages"][0]
+        assert column["count"] == 12
+        assert column["totals"] == [
+            {
+                "currency": "USD",
+                "count": 12,
+                "amount": "1199999999999999.88",
+                "weighted_amount": "119999999999999.99",  # 10 %, .988 rounded half-even
+            }
+        ]

@@ -284,3 +284,14 @@ class TestConcurrency:
         assert body["amount"] == "36.00"  # 1 + 2 + ... + 8
         assert body["version"] == 9
         assert sorted(item["position"] for item in body["line_items"]) == list(range(8))
+
+
+class TestLimits:
+    async def test_items_that_would_overflow_the_amount_are_422(self, rep: Actor) -> None:
+        deal = await create_deal(rep)
+        response = await rep.client.post(
+            f"/v1/deals/{deal['id']}/line-items",
+            json={"name": "A", "quantity": "99999999999999", "unit_price": "99999999999999.99"},
+        )
+        assert error_fields(assert_problem(response, 422, "validation")) == {"body"}
+        assert (await get_deal(rep, deal["id"]))["line_items"] == []

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    String,
     Table,
     Uuid,
     event,
@@ -30,7 +31,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 # Constraint names are part of the schema contract: conflicts are recognized by name.
@@ -125,6 +128,41 @@ class FixedDecimal(TypeDecorator[Decimal]):
         # Quantized, so a value reads back at the same scale as PostgreSQL's NUMERIC gives it.
         unit = Decimal(1).scaleb(-self.scale)
         return Decimal(int(value)).scaleb(-self.scale).quantize(unit)
+
+
+class _DecimalText(TypeDecorator[Decimal]):
+    """A decimal that SQLite hands back as text (see `exact_sum`); PostgreSQL, as NUMERIC."""
+
+    impl = String
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(str(value))
+
+
+class exact_sum(FunctionElement[Decimal]):  # noqa: N801 - used like func.sum
+    """SUM of a non-negative `FixedDecimal` column, exact on both databases. PostgreSQL sums
+    NUMERIC without limit; SQLite would overflow its 64-bit integers (at 9.2e14 units of scale
+    4), so there the whole and fractional units are summed apart and joined as text."""
+
+    type = _DecimalText()
+    inherit_cache = True
+    name = "exact_sum"
+
+
+@compiles(exact_sum)
+def _exact_sum(element: exact_sum, compiler: Any, **kw: Any) -> str:
+    return f"sum({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(exact_sum, "sqlite")
+def _exact_sum_sqlite(element: exact_sum, compiler: Any, **kw: Any) -> str:
+    (column,) = element.clauses
+    scale = cast(FixedDecimal, column.type).scale
+    unit = 10**scale
+    value = compiler.process(column, **kw)
+    whole, fraction = f"sum({value} / {unit})", f"sum({value} % {unit})"
+    return f"printf('%d.%0{scale}d', {whole} + {fraction} / {unit}, {fraction} % {unit})"
 
 
 class RecordColumns:

@@ -1,6 +1,6 @@
 """ISO 4217 currencies and their minor units; money is Decimal end to end."""
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from crm_api.core.errors import Invalid
 
@@ -26,6 +26,10 @@ MINOR_UNITS: dict[str, int] = {
 }
 
 
+MAX_AMOUNT = Decimal(10) ** 14
+"""Amounts are below this: 18 digits with 4 after the point, as every money input allows."""
+
+
 def validate_currency(code: str) -> str:
     code = code.strip().upper()
     if code not in MINOR_UNITS:
@@ -46,7 +50,8 @@ def to_minor_units(amount: Decimal, currency: str) -> Decimal:
     where it has more: stored amounts keep a wider scale, computed ones (totals, weighted
     amounts) are rounded here."""
     exponent = Decimal(1).scaleb(-MINOR_UNITS.get(currency, 2))
-    return amount.quantize(exponent, rounding=ROUND_HALF_EVEN)
+    with localcontext(prec=80):  # products of quantities and prices outgrow the default 28
+        return amount.quantize(exponent, rounding=ROUND_HALF_EVEN)
 
 
 def require_scale(amount: Decimal, currency: str, field: str) -> None:

@@ -7,7 +7,7 @@ from sqlalchemy import Select, bindparam, func, or_, select
 
 from crm_api.companies.repository import COMPANY_SUMMARY_COLUMNS, company_summary
 from crm_api.contacts.repository import contacts
-from crm_api.core.db import table_of
+from crm_api.core.db import exact_sum, table_of
 from crm_api.core.enums import StageKind
 from crm_api.core.listing import (
     ListSpec,
@@ -216,7 +216,7 @@ def _stage_totals(open_only: bool) -> Select[Any]:
             deals.c.stage_id,
             deals.c.currency,
             func.count().label("count"),
-            func.sum(deals.c.amount).label("amount"),
+            exact_sum(deals.c.amount).label("amount"),
         )
         .where(deals.c.pipeline_id == bindparam("pipeline_id"), deals.c.archived_at.is_(None))
         .group_by(deals.c.stage_id, deals.c.currency)

@@ -23,7 +23,7 @@ from crm_api.core.enums import StageKind
 from crm_api.core.errors import Conflict, Invalid, NotFound
 from crm_api.core.ids import utcnow, uuid7
 from crm_api.core.listing import ListParams
-from crm_api.core.money import require_scale, to_minor_units, trimmed
+from crm_api.core.money import MAX_AMOUNT, require_scale, to_minor_units, trimmed
 from crm_api.core.normalize import sort_key_text
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordService
@@ -452,6 +452,11 @@ class DealService(RecordService):
         values: dict[str, Any] = {}
         if rows:
             amount = deal_amount(rows, current["currency"])
+            if amount >= MAX_AMOUNT:
+                raise Invalid(
+                    "The line items would make the deal's amount larger than any amount can be.",
+                    [("body", f"the items' total must stay below {MAX_AMOUNT:,}")],
+                )
             if amount != current["amount"]:
                 values["amount"] = amount
                 changes = {**changes, "amount": [current["amount"], amount]}
