@@ -2,11 +2,11 @@
 
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, select
 
 from crm_api.companies.models import Company
 from crm_api.core.db import table_of
-from crm_api.core.listing import ListSpec, prefix_search, record_filters, record_sorts
+from crm_api.core.listing import ListSpec, prefix_match, prefix_search, record_filters, record_sorts
 from crm_api.core.money import to_minor_units
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordKind
@@ -41,11 +41,7 @@ LISTING = ListSpec(
         "industry": lambda: companies.c.industry == bindparam("industry"),
         "domain": lambda: companies.c.domain == bindparam("domain"),
         **record_filters(companies),
-        "q": lambda: or_(
-            companies.c.name_key.like(bindparam("q"), escape="\\"),
-            companies.c.name_key.like(bindparam("q_word"), escape="\\"),
-            companies.c.domain.like(bindparam("q"), escape="\\"),
-        ),
+        "q": prefix_match(companies, companies.c.domain),
     },
     sorts={
         **record_sorts(companies),

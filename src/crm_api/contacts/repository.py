@@ -4,13 +4,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, select
 
 from crm_api.companies.repository import COMPANY_SUMMARY_COLUMNS, company_summary
 from crm_api.contacts.models import Contact, LifecycleChange
 from crm_api.core.db import table_of
 from crm_api.core.ids import uuid7
-from crm_api.core.listing import ListSpec, prefix_search, record_filters, record_sorts
+from crm_api.core.listing import ListSpec, prefix_match, prefix_search, record_filters, record_sorts
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordKind
 from crm_api.tasks.repository import next_task_columns, pop_next_task, with_next_task
@@ -51,11 +51,7 @@ LISTING = ListSpec(
         "company_id": lambda: contacts.c.company_id == bindparam("company_id"),
         "lead_source": lambda: contacts.c.lead_source == bindparam("lead_source"),
         **record_filters(contacts),
-        "q": lambda: or_(
-            contacts.c.name_key.like(bindparam("q"), escape="\\"),
-            contacts.c.name_key.like(bindparam("q_word"), escape="\\"),
-            contacts.c.email.like(bindparam("q"), escape="\\"),
-        ),
+        "q": prefix_match(contacts, contacts.c.email),
     },
     sorts={
         **record_sorts(contacts),

@@ -234,6 +234,21 @@ def record_sorts(table: Table) -> dict[str, SortKey]:
     }
 
 
+def prefix_match(table: Table, *also: KeyedColumnElement[Any]) -> Callable[[], ColumnElement[bool]]:
+    """The `q` filter: `name_key` starts with the binds of `prefix_search` (whole key or any
+    word), or one of the `also` columns starts with it."""
+
+    def condition() -> ColumnElement[bool]:
+        name_key = table.c.name_key
+        return or_(
+            name_key.like(bindparam("q"), escape="\\"),
+            name_key.like(bindparam("q_word"), escape="\\"),
+            *(column.like(bindparam("q"), escape="\\") for column in also),
+        )
+
+    return condition
+
+
 def prefix_search(value: str) -> dict[str, Any]:
     """Binds for a case-insensitive prefix match on a lower-cased key: whole key or any word."""
     escaped = value.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -3,7 +3,7 @@ sorts, the board's totals, and the deal's contacts, line items and stage history
 
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Select, bindparam, func, select
 
 from crm_api.companies.repository import COMPANY_SUMMARY_COLUMNS, company_summary
 from crm_api.contacts.repository import contacts
@@ -12,6 +12,7 @@ from crm_api.core.enums import StageKind
 from crm_api.core.listing import (
     ListSpec,
     one_of,
+    prefix_match,
     prefix_search,
     record_filters,
     record_sorts,
@@ -106,10 +107,7 @@ LISTING = ListSpec(
         "amount_min": lambda: deals.c.amount >= bindparam("amount_min"),
         "amount_max": lambda: deals.c.amount <= bindparam("amount_max"),
         **record_filters(deals),
-        "q": lambda: or_(
-            deals.c.name_key.like(bindparam("q"), escape="\\"),
-            deals.c.name_key.like(bindparam("q_word"), escape="\\"),
-        ),
+        "q": prefix_match(deals),
     },
     sorts={
         **record_sorts(deals),

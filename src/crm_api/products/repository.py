@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, select
 
 from crm_api.core.db import table_of
-from crm_api.core.listing import ListSpec, prefix_search, record_filters, record_sorts
+from crm_api.core.listing import ListSpec, prefix_match, prefix_search, record_filters, record_sorts
 from crm_api.core.money import to_minor_units
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordKind
@@ -27,10 +27,7 @@ LISTING = ListSpec(
         "active": lambda: products.c.active == bindparam("active"),
         "currency": lambda: products.c.currency == bindparam("currency"),
         "sku": lambda: products.c.sku == bindparam("sku"),
-        "q": lambda: or_(
-            products.c.name_key.like(bindparam("q"), escape="\\"),
-            products.c.name_key.like(bindparam("q_word"), escape="\\"),
-        ),
+        "q": prefix_match(products),
     },
     sorts={
         **record_sorts(products),
