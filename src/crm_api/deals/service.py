@@ -136,7 +136,7 @@ class DealService(RecordService):
         self, pipeline_id: UUID, per_stage: int, sort: str | None, include_closed: bool
     ) -> dict[str, Any]:
         pipeline = await self._pipelines().get(pipeline_id)
-        sort_name, descending = self.kind.listing.parse_sort(sort)
+        self.kind.listing.parse_sort(sort)  # an unknown sort is 422 even with no open stage
         statement = ALL_STAGE_TOTALS if include_closed else OPEN_STAGE_TOTALS
         totals: dict[UUID, list[Row]] = {}
         for row in await self.reader.all(statement, {"pipeline_id": pipeline_id}):
@@ -146,7 +146,7 @@ class DealService(RecordService):
             cards: list[dict[str, Any]] = []
             next_cursor = None
             if include_closed or stage["kind"] == StageKind.open:
-                params = ListParams(limit=per_stage, sort=("-" if descending else "") + sort_name)
+                params = ListParams(limit=per_stage, sort=sort)
                 page = await self.repository.list_records(params, {"stage_id": stage["id"]})
                 cards = [self.kind.to_read(row) for row in page.rows]
                 next_cursor = page.next_cursor
