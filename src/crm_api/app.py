@@ -29,6 +29,7 @@ from crm_api.core.openapi import build_openapi
 from crm_api.deals.router import board_router
 from crm_api.deals.router import router as deals_router
 from crm_api.health import router as health_router
+from crm_api.metrics.router import router as metrics_router
 from crm_api.pipelines.router import router as pipelines_router
 from crm_api.products.router import router as products_router
 from crm_api.tasks.router import router as tasks_router
@@ -57,6 +58,10 @@ TAGS = [
     {"name": "products", "description": "The catalog line items are priced from."},
     {"name": "activities", "description": "Calls, emails, meetings and notes."},
     {"name": "tasks", "description": "What should happen next, for whom, by when."},
+    {
+        "name": "metrics",
+        "description": "Sales KPIs, computed in SQL; each endpoint's description defines it.",
+    },
     {"name": "users", "description": "Users and roles."},
     {"name": "api-keys", "description": "API keys: hashed, scoped, revocable."},
     {"name": "audit-log", "description": "Who changed what, before and after."},
@@ -104,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         activities_router,
         tasks_router,
         timeline_router,
+        metrics_router,
         users_router,
         keys_router,
         audit_router,

@@ -26,7 +26,7 @@ _locked_pipeline = _pipeline.with_for_update()
 _stage = select(stages).where(stages.c.id == bindparam("id"))
 _locked_stage = _stage.with_for_update()
 _shared_stage = _stage.with_for_update(read=True)
-_default_pipeline = select(pipelines.c.id).where(pipelines.c.is_default.is_(True))
+DEFAULT_PIPELINE = select(pipelines.c.id).where(pipelines.c.is_default.is_(True))
 
 
 class PipelineRepository:
@@ -58,7 +58,7 @@ class PipelineRepository:
         return dict(row) if row else None
 
     async def default_id(self) -> UUID | None:
-        id_: UUID | None = await self.reader.scalar(_default_pipeline, {})
+        id_: UUID | None = await self.reader.scalar(DEFAULT_PIPELINE, {})
         return id_
 
     async def lock(self, pipeline_id: UUID) -> Row | None:

@@ -1,0 +1,1 @@
+"""Sales metrics: the KPIs a sales team runs on, computed in SQL, the same on both databases."""
