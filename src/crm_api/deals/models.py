@@ -14,10 +14,12 @@ from sqlalchemy import (
     Integer,
     String,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_api.core.db import (
+    LIVE,
     Base,
     FixedDecimal,
     JSONType,
@@ -34,6 +36,9 @@ class DealContactRole(StrEnum):
     champion = "champion"
     influencer = "influencer"
     other = "other"
+
+
+_LIVE_OPEN = text("archived_at IS NULL AND status = 'open'")
 
 
 class Deal(RecordColumns, Base):
@@ -72,6 +77,38 @@ class Deal(RecordColumns, Base):
         # The board's per-stage totals, read from the index alone.
         live_index(
             "ix_deals_live_board_totals", "pipeline_id", "status", "stage_id", "currency", "amount"
+        ),
+        # Metrics over deals closed in a window (win rate, deal size, sales cycle, forecast),
+        # over open deals by expected close month (forecast), and over the deals a pipeline's
+        # funnel follows, by creation: index-only scans on PostgreSQL.
+        Index(
+            "ix_deals_live_closed",
+            "closed_at",
+            postgresql_include=[
+                "status",
+                "owner_id",
+                "pipeline_id",
+                "currency",
+                "amount",
+                "created_at",
+            ],
+            postgresql_where=LIVE,
+            sqlite_where=LIVE,
+        ),
+        Index(
+            "ix_deals_open_close",
+            "expected_close_date",
+            postgresql_include=["stage_id", "currency", "amount", "owner_id", "pipeline_id"],
+            postgresql_where=_LIVE_OPEN,
+            sqlite_where=_LIVE_OPEN,
+        ),
+        Index(
+            "ix_deals_live_pipeline_created",
+            "pipeline_id",
+            "created_at",
+            postgresql_include=["stage_id", "status", "stage_changed_at", "owner_id"],
+            postgresql_where=LIVE,
+            sqlite_where=LIVE,
         ),
         Index("ix_deals_stage_id", "stage_id"),
         Index("ix_deals_owner_id", "owner_id"),
