@@ -6,6 +6,7 @@ import importlib
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -106,3 +107,20 @@ async def test_a_deal_from_creation_to_won(generated: ModuleType, app: Any, db: 
     ]
     page = await module("api.deals.deals_list").asyncio(client=client, status=models.StageKind.WON)
     assert [d.id for d in page.data] == [deal.id]
+
+    # The metrics are typed too: the won deal is in today's win rate and EUR deal size.
+    rate = await module("api.metrics.metrics_win_rate").asyncio(
+        client=client, group_by=models.DealGroup.PIPELINE
+    )
+    assert isinstance(rate, models.WinRateMetrics)
+    assert (rate.won, rate.lost, rate.win_rate) == (1, 0, 100.0)
+    assert [(group.key, group.won) for group in rate.groups] == [(str(sales.id), 1)]
+    size = await module("api.metrics.metrics_deal_size").asyncio(client=client, currency="EUR")
+    assert isinstance(size, models.DealSizeMetrics)
+    assert (size.deals, size.median, size.excluded_deals) == (1, "59.97", 0)
+    assert size.to - size.from_ == timedelta(days=89)
+    refused_range = await module("api.metrics.metrics_win_rate").asyncio_detailed(
+        client=client, from_=date(2020, 1, 1), to=date(2026, 1, 1)
+    )
+    assert refused_range.status_code == 422
+    assert isinstance(refused_range.parsed, models.Problem)
