@@ -464,7 +464,8 @@ DEAL_FIELDS = {
     "amount": deals.c.amount > 0,
     "expected_close_date": deals.c.expected_close_date.is_not(None),
     "company": deals.c.company_id.is_not(None),
-    "contacts": exists().where(deal_contacts.c.deal_id == deals.c.id),
+    # IN rather than a correlated EXISTS: PostgreSQL hashes the linked deal ids once.
+    "contacts": deals.c.id.in_(select(deal_contacts.c.deal_id).scalar_subquery()),
     "next_step": deals.c.next_step.is_not(None),
     "owner": deals.c.owner_id.is_not(None),
 }
