@@ -111,6 +111,26 @@ class ContactGroup(StrEnum):
     month = "month"
 
 
-def present(**filters: Any) -> dict[str, Any]:
-    """The filters that were given: each one present changes the statement's shape."""
+Filters = dict[str, Any]
+"""The filters a request set, by name: each one present changes the statement's shape."""
+
+
+def present(**filters: Any) -> Filters:
     return {name: value for name, value in filters.items() if value is not None}
+
+
+async def get_deal_filters(owner_id: OwnerId = None, pipeline_id: PipelineId = None) -> Filters:
+    return present(owner_id=owner_id, pipeline_id=pipeline_id)
+
+
+async def get_contact_filters(owner_id: OwnerId = None, lead_source: LeadSource = None) -> Filters:
+    return present(owner_id=owner_id, lead_source=lead_source)
+
+
+async def get_owner_filter(owner_id: OwnerId = None) -> Filters:
+    return present(owner_id=owner_id)
+
+
+DealFilters = Annotated[Filters, Depends(get_deal_filters)]
+ContactFilters = Annotated[Filters, Depends(get_contact_filters)]
+OwnerFilter = Annotated[Filters, Depends(get_owner_filter)]

@@ -11,14 +11,13 @@ from crm_api.core.openapi import problems
 from crm_api.core.responses import JSONBody
 from crm_api.deps import ReaderDep
 from crm_api.metrics.params import (
+    ContactFilters,
     ContactGroup,
     CurrencyDep,
+    DealFilters,
     DealGroup,
-    LeadSource,
-    OwnerId,
-    PipelineId,
+    OwnerFilter,
     WindowDep,
-    present,
 )
 from crm_api.metrics.schemas import (
     ActivityMetrics,
@@ -65,14 +64,12 @@ def _metric(path: str, model: type, summary: str, description: str) -> Callable[
 async def pipeline(
     reader: ReaderDep,
     currency: CurrencyDep,
-    owner_id: OwnerId = None,
-    pipeline_id: PipelineId = None,
+    filters: DealFilters,
     target: Annotated[
         Decimal | None,
         Query(gt=0, max_digits=18, decimal_places=4, description="A quota to cover."),
     ] = None,
 ) -> Response:
-    filters = present(owner_id=owner_id, pipeline_id=pipeline_id)
     return JSONBody(await MetricsService(reader).pipeline(filters, currency, target))
 
 
@@ -84,10 +81,8 @@ async def forecast(
     reader: ReaderDep,
     window: WindowDep,
     currency: CurrencyDep,
-    owner_id: OwnerId = None,
-    pipeline_id: PipelineId = None,
+    filters: DealFilters,
 ) -> Response:
-    filters = present(owner_id=owner_id, pipeline_id=pipeline_id)
     return JSONBody(await MetricsService(reader).forecast(window, filters, currency))
 
 
@@ -98,11 +93,9 @@ async def forecast(
 async def win_rate(
     reader: ReaderDep,
     window: WindowDep,
-    owner_id: OwnerId = None,
-    pipeline_id: PipelineId = None,
+    filters: DealFilters,
     group_by: DealGroupBy = None,
 ) -> Response:
-    filters = present(owner_id=owner_id, pipeline_id=pipeline_id)
     return JSONBody(await MetricsService(reader).win_rate(window, filters, group_by))
 
 
@@ -113,11 +106,9 @@ async def deal_size(
     reader: ReaderDep,
     window: WindowDep,
     currency: CurrencyDep,
-    owner_id: OwnerId = None,
-    pipeline_id: PipelineId = None,
+    filters: DealFilters,
     group_by: DealGroupBy = None,
 ) -> Response:
-    filters = present(owner_id=owner_id, pipeline_id=pipeline_id)
     return JSONBody(await MetricsService(reader).deal_size(window, filters, group_by, currency))
 
 
@@ -129,11 +120,9 @@ async def deal_size(
 async def sales_cycle(
     reader: ReaderDep,
     window: WindowDep,
-    owner_id: OwnerId = None,
-    pipeline_id: PipelineId = None,
+    filters: DealFilters,
     group_by: DealGroupBy = None,
 ) -> Response:
-    filters = present(owner_id=owner_id, pipeline_id=pipeline_id)
     return JSONBody(await MetricsService(reader).sales_cycle(window, filters, group_by))
 
 
@@ -147,13 +136,11 @@ async def sales_cycle(
 async def stage_funnel(
     reader: ReaderDep,
     window: WindowDep,
-    owner_id: OwnerId = None,
-    pipeline_id: PipelineId = None,
+    filters: DealFilters,
     stall_days: Annotated[
         int, Query(ge=1, le=3650, description="Idle for more than this many days is stalled.")
     ] = 14,
 ) -> Response:
-    filters = present(owner_id=owner_id, pipeline_id=pipeline_id)
     return JSONBody(await MetricsService(reader).stage_funnel(window, filters, stall_days))
 
 
@@ -165,11 +152,9 @@ async def stage_funnel(
 async def lead_response(
     reader: ReaderDep,
     window: WindowDep,
-    owner_id: OwnerId = None,
-    lead_source: LeadSource = None,
+    filters: ContactFilters,
     group_by: ContactGroupBy = None,
 ) -> Response:
-    filters = present(owner_id=owner_id, lead_source=lead_source)
     return JSONBody(await MetricsService(reader).lead_response(window, filters, group_by))
 
 
@@ -182,10 +167,8 @@ async def conversion_by_source(
     reader: ReaderDep,
     window: WindowDep,
     currency: CurrencyDep,
-    owner_id: OwnerId = None,
-    lead_source: LeadSource = None,
+    filters: ContactFilters,
 ) -> Response:
-    filters = present(owner_id=owner_id, lead_source=lead_source)
     service = MetricsService(reader)
     return JSONBody(await service.conversion_by_source(window, filters, currency))
 
@@ -194,8 +177,8 @@ async def conversion_by_source(
          "Activities that happened (`occurred_at`) in the window, counted per ISO week (Monday "
          "to Sunday, UTC), per user who logged them and per type. `owner_id` selects who logged "
          "them." + COMMON)  # fmt: skip
-async def activity(reader: ReaderDep, window: WindowDep, owner_id: OwnerId = None) -> Response:
-    return JSONBody(await MetricsService(reader).activity(window, present(owner_id=owner_id)))
+async def activity(reader: ReaderDep, window: WindowDep, filters: OwnerFilter) -> Response:
+    return JSONBody(await MetricsService(reader).activity(window, filters))
 
 
 @_metric("/retention", RetentionMetrics, "Customer retention over the window",
@@ -206,10 +189,8 @@ async def activity(reader: ReaderDep, window: WindowDep, owner_id: OwnerId = Non
 async def retention(
     reader: ReaderDep,
     window: WindowDep,
-    owner_id: OwnerId = None,
-    lead_source: LeadSource = None,
+    filters: ContactFilters,
 ) -> Response:
-    filters = present(owner_id=owner_id, lead_source=lead_source)
     return JSONBody(await MetricsService(reader).retention(window, filters))
 
 
@@ -219,5 +200,5 @@ async def retention(
          "completeness (filled ÷ fields * records) and the overall one over all three; and the "
          "live contacts sharing an email (with `+tags` removed) or a phone number with another "
          "live contact. A snapshot: no date window.")  # fmt: skip
-async def data_quality(reader: ReaderDep, owner_id: OwnerId = None) -> Response:
-    return JSONBody(await MetricsService(reader).data_quality(present(owner_id=owner_id)))
+async def data_quality(reader: ReaderDep, filters: OwnerFilter) -> Response:
+    return JSONBody(await MetricsService(reader).data_quality(filters))
