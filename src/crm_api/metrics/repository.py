@@ -110,7 +110,8 @@ def order_statistics(values: Query, total: Callable[[Any], Any] = func.sum) -> Q
 
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.sum(case((condition, 1), else_=0))
+    """Rows meeting `condition`: 0, not NULL, over no rows."""
+    return func.count(case((condition, 1)))
 
 
 # -- pipeline ------------------------------------------------------------------------------------
@@ -465,7 +466,12 @@ DEAL_FIELDS = {
     "expected_close_date": deals.c.expected_close_date.is_not(None),
     "company": deals.c.company_id.is_not(None),
     # IN rather than a correlated EXISTS: PostgreSQL hashes the linked deal ids once.
-    "contacts": deals.c.id.in_(select(deal_contacts.c.deal_id).scalar_subquery()),
+    "contacts": deals.c.id.in_(
+        select(deal_contacts.c.deal_id)
+        .join(contacts, contacts.c.id == deal_contacts.c.contact_id)
+        .where(contacts.c.archived_at.is_(None))
+        .scalar_subquery()
+    ),
     "next_step": deals.c.next_step.is_not(None),
     "owner": deals.c.owner_id.is_not(None),
 }

@@ -372,6 +372,7 @@ class MetricsService:
                                 ("won_amount", ZERO))
         }  # fmt: skip
         totals["conversion"] = percent(totals["converted"], totals["contacts"])
+        totals["won_amount"] = to_minor_units(totals["won_amount"], currency)
         return {
             **window.echo(),
             "currency": currency,
@@ -385,8 +386,7 @@ class MetricsService:
         row = await self.reader.one(
             sql.retention(tuple(sorted(filters))), {**filters, **window.params()}
         )
-        customers = row["customers"] if row else 0
-        churned = (row["churned"] or 0) if row else 0
+        customers, churned = (row["customers"], row["churned"]) if row else (0, 0)
         return {
             **window.echo(),
             "customers_at_start": customers,
@@ -418,7 +418,7 @@ class MetricsService:
         for name, (fields, statement) in sql.FILLED.items():
             row = await self.reader.one(statement(shape), filters)
             records = row["records"] if row else 0
-            filled = {field: (row[field] or 0) if row else 0 for field in fields}
+            filled = {field: row[field] if row else 0 for field in fields}
             filled_cells += sum(filled.values())
             cells += records * len(fields)
             objects.append(
@@ -432,7 +432,7 @@ class MetricsService:
             "completeness": percent(filled_cells, cells),
             "objects": objects,
             "duplicates": {
-                kind: (duplicates[kind] or 0) if duplicates else 0
+                kind: duplicates[kind] if duplicates else 0
                 for kind in ("email", "phone", "contacts")
             },
         }

@@ -3,6 +3,10 @@
 Metrics bucket instants by UTC month and ISO week, subtract instants in whole seconds, and pick
 order statistics for percentiles. Each database spells these differently; the constructs below
 compile to each one's spelling so that the statements themselves are written once.
+
+SQLite stores an instant as text with microseconds, and its date functions round that to
+milliseconds: 23:59:59.9999 would become the next day. So its spellings first cut the text to
+whole seconds (`_whole_seconds`), which is what PostgreSQL's floor and truncation give.
 """
 
 from dataclasses import dataclass
@@ -29,9 +33,14 @@ def _epoch_seconds(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
     return f"CAST(floor(extract(epoch FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
 
 
+def _whole_seconds(element: FunctionElement[Any], compiler: Any, **kw: Any) -> str:
+    """SQLite: the instant's text without its fraction of a second (a date's text is shorter)."""
+    return f"substr({compiler.process(element.clauses, **kw)}, 1, 19)"
+
+
 @compiles(epoch_seconds, "sqlite")
 def _epoch_seconds_sqlite(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
-    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+    return f"CAST(strftime('%s', {_whole_seconds(element, compiler, **kw)}) AS INTEGER)"
 
 
 def _is_date(element: FunctionElement[Any]) -> bool:
@@ -57,7 +66,7 @@ def _month_of(element: month_of, compiler: Any, **kw: Any) -> str:
 
 @compiles(month_of, "sqlite")
 def _month_of_sqlite(element: month_of, compiler: Any, **kw: Any) -> str:
-    return f"strftime('%Y-%m', {compiler.process(element.clauses, **kw)})"
+    return f"strftime('%Y-%m', {_whole_seconds(element, compiler, **kw)})"
 
 
 class week_of(FunctionElement[Any]):  # noqa: N801
@@ -77,7 +86,7 @@ def _week_of(element: week_of, compiler: Any, **kw: Any) -> str:
 @compiles(week_of, "sqlite")
 def _week_of_sqlite(element: week_of, compiler: Any, **kw: Any) -> str:
     # Back six days, then forward to the next Monday: the Monday on or before the day.
-    return f"date({compiler.process(element.clauses, **kw)}, '-6 days', 'weekday 1')"
+    return f"date({_whole_seconds(element, compiler, **kw)}, '-6 days', 'weekday 1')"
 
 
 class position_in(FunctionElement[int]):  # noqa: N801
