@@ -461,30 +461,39 @@ COMPANY_FIELDS = {
     "lifecycle_stage": companies.c.lifecycle_stage.is_not(None),
     "owner": companies.c.owner_id.is_not(None),
 }
+# The deals with a live contact, joined (a hash join) rather than tested per deal: an IN
+# subquery too large for work_mem is rescanned for every deal on PostgreSQL.
+_WITH_CONTACTS = (
+    select(deal_contacts.c.deal_id)
+    .join(contacts, contacts.c.id == deal_contacts.c.contact_id)
+    .where(contacts.c.archived_at.is_(None))
+    .distinct()
+    .subquery("with_contacts")
+)
 DEAL_FIELDS = {
     "amount": deals.c.amount > 0,
     "expected_close_date": deals.c.expected_close_date.is_not(None),
     "company": deals.c.company_id.is_not(None),
-    # IN rather than a correlated EXISTS: PostgreSQL hashes the linked deal ids once.
-    "contacts": deals.c.id.in_(
-        select(deal_contacts.c.deal_id)
-        .join(contacts, contacts.c.id == deal_contacts.c.contact_id)
-        .where(contacts.c.archived_at.is_(None))
-        .scalar_subquery()
-    ),
+    "contacts": _WITH_CONTACTS.c.deal_id.is_not(None),
     "next_step": deals.c.next_step.is_not(None),
     "owner": deals.c.owner_id.is_not(None),
 }
 
 
-def _filled(table: Any, fields: Mapping[str, ColumnElement[bool]]) -> Callable[[Filters], Query]:
+def _filled(
+    table: Any, fields: Mapping[str, ColumnElement[bool]], source: Any = None
+) -> Callable[[Filters], Query]:
     @cache
     def statement(filters: Filters) -> Query:
         where = [table.c.archived_at.is_(None)]
         if "owner_id" in filters:
             where.append(table.c.owner_id == bindparam("owner_id"))
         counts = [_count_if(filled).label(name) for name, filled in fields.items()]
-        return select(func.count().label("records"), *counts).where(*where)
+        return (
+            select(func.count().label("records"), *counts)
+            .select_from(table if source is None else source)
+            .where(*where)
+        )
 
     return statement
 
@@ -492,7 +501,14 @@ def _filled(table: Any, fields: Mapping[str, ColumnElement[bool]]) -> Callable[[
 FILLED: dict[str, tuple[Mapping[str, ColumnElement[bool]], Callable[[Filters], Query]]] = {
     "contacts": (CONTACT_FIELDS, _filled(contacts, CONTACT_FIELDS)),
     "companies": (COMPANY_FIELDS, _filled(companies, COMPANY_FIELDS)),
-    "deals": (DEAL_FIELDS, _filled(deals, DEAL_FIELDS)),
+    "deals": (
+        DEAL_FIELDS,
+        _filled(
+            deals,
+            DEAL_FIELDS,
+            deals.outerjoin(_WITH_CONTACTS, _WITH_CONTACTS.c.deal_id == deals.c.id),
+        ),
+    ),
 }
 
 
