@@ -31,7 +31,15 @@ from crm_api.contacts.repository import contacts, lifecycle_changes
 from crm_api.core.db import exact_sum
 from crm_api.core.enums import LifecycleStage, StageKind
 from crm_api.deals.repository import deal_contacts, deals, stage_history
-from crm_api.metrics.sql import MEDIAN, P90, email_key, epoch_seconds, month_of, week_of
+from crm_api.metrics.sql import (
+    MEDIAN,
+    P90,
+    email_key,
+    epoch_seconds,
+    has_tag,
+    month_of,
+    week_of,
+)
 from crm_api.pipelines.repository import pipelines, stages
 
 Query = Select[*tuple[Any, ...]]
@@ -515,21 +523,36 @@ FILLED: dict[str, tuple[Mapping[str, ColumnElement[bool]], Callable[[Filters], Q
 @cache
 def duplicate_contacts(filters: Filters) -> Query:
     """Live contacts sharing a normalized email (`sql.email_key`) or a phone with another live
-    contact (of any owner)."""
+    contact (of any owner). The shared keys are found once each and joined (hash joins): tested
+    per contact as `IN (subquery)`, PostgreSQL rescans a subquery too large for work_mem for
+    every contact."""
     live = contacts.c.archived_at.is_(None)
     key = email_key(contacts.c.email)
+    # Emails are unique among live contacts as stored, so a shared key always includes a tagged
+    # address: only the (few) tagged addresses' keys are grouped, not every contact's.
+    tagged = select(key.label("key")).where(live, has_tag(contacts.c.email)).distinct()
+    tagged_keys = tagged.subquery("tagged_keys")
     shared_emails = (
-        select(key).where(live, contacts.c.email.is_not(None)).group_by(key)
-        .having(func.count() > 1)
+        select(key.label("key"))
+        .select_from(contacts.join(tagged_keys, tagged_keys.c.key == key))
+        .where(live).group_by(key).having(func.count() > 1).subquery("shared_emails")
     )  # fmt: skip
     shared_phones = (
         select(contacts.c.phone).where(live, contacts.c.phone.is_not(None))
-        .group_by(contacts.c.phone).having(func.count() > 1)
+        .group_by(contacts.c.phone).having(func.count() > 1).subquery("shared_phones")
     )  # fmt: skip
-    by_email = key.in_(shared_emails.scalar_subquery())
-    by_phone = contacts.c.phone.in_(shared_phones.scalar_subquery())
+    by_email = shared_emails.c.key.is_not(None)
+    by_phone = shared_phones.c.phone.is_not(None)
     where: list[ColumnElement[bool]] = [live]
     if "owner_id" in filters:
         where.append(contacts.c.owner_id == bindparam("owner_id"))
     counts = {"email": by_email, "phone": by_phone, "contacts": or_(by_email, by_phone)}
-    return select(*(_count_if(shared).label(name) for name, shared in counts.items())).where(*where)
+    return (
+        select(*(_count_if(shared).label(name) for name, shared in counts.items()))
+        .select_from(
+            contacts.outerjoin(shared_emails, shared_emails.c.key == key).outerjoin(
+                shared_phones, shared_phones.c.phone == contacts.c.phone
+            )
+        )
+        .where(*where)
+    )

@@ -108,6 +108,12 @@ def _position_in_sqlite(element: position_in, compiler: Any, **kw: Any) -> str:
     return f"instr({compiler.process(element.clauses, **kw)})"
 
 
+def has_tag(email: ColumnElement[str]) -> ColumnElement[bool]:
+    """The address has a `+tag` in its local part."""
+    plus = position_in(email, "+")
+    return (plus > 0) & (plus < position_in(email, "@"))
+
+
 def email_key(email: ColumnElement[str]) -> ColumnElement[str]:
     """The address without a `+tag` in its local part: `ann+news@x.com` → `ann@x.com`. Stored
     emails are already lower-cased, and unique among live contacts as stored, so this is what
@@ -115,7 +121,7 @@ def email_key(email: ColumnElement[str]) -> ColumnElement[str]:
     plus, at = position_in(email, "+"), position_in(email, "@")
     return case(
         (
-            (plus > 0) & (plus < at),
+            has_tag(email),
             func.substr(email, 1, plus - 1, type_=String) + func.substr(email, at, type_=String),
         ),
         else_=email,
