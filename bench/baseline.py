@@ -5,7 +5,9 @@ price of everything crm-api adds (auth, validation, SQLAlchemy, audit and events
 For reads the SQL is not even written here: crm-api's own statements (a contact, a contact list
 page, the board, a deal list page, a contact's timeline) are compiled at startup by crm-api's own
 compile step, and rows become JSON through crm-api's own row functions; what is left is the
-request flow, the same queries in the same order on one pooled connection. The one write, a
+request flow, the same queries in the same order on one pooled connection. The metrics go one
+step further: crm-api's own `MetricsService` runs on a reader that executes each statement it is
+given, compiled the same way, on the request's connection (`ConnectionReader`). The one write, a
 contact POST, is a single INSERT of a whole `contacts` row:
 
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/crm_bench BENCH_OWNER_ID=<user id> \
@@ -13,9 +15,10 @@ contact POST, is a single INSERT of a whole `contacts` row:
 """
 
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, TypeAlias
 from uuid import UUID
 
@@ -45,6 +48,8 @@ from crm_api.deals.repository import (
 )
 from crm_api.deals.repository import LISTING as DEAL_LISTING
 from crm_api.deals.service import line_item_read
+from crm_api.metrics.params import Window, get_currency, get_window, present
+from crm_api.metrics.service import MetricsService
 from crm_api.pipelines import repository as pipeline_sql
 from crm_api.timeline.repository import (
     EXISTS,
@@ -131,6 +136,28 @@ class CrmSql:
     def deal_page(self, filters: tuple[str, ...], sort: str, descending: bool) -> Compiled:
         """A first page of deals, as `crm_api.core.listing.run_list` builds it for the shape."""
         return self.compile(DEAL_LISTING.page_statement(filters, sort, descending, None, False))
+
+
+class ConnectionReader:
+    """crm-api's `Reader` interface (`all`, `one`, `scalar`) on one pooled connection: each
+    statement is compiled by crm-api's own compile step (once per statement object, as crm-api
+    does) and run raw, its rows returned as dicts, as crm-api's raw read path returns them."""
+
+    def __init__(self, connection: asyncpg.Connection, sql: CrmSql) -> None:
+        self.connection = connection
+        self.sql = sql
+
+    async def all(self, stmt: Select[Any], params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return [dict(record) for record in await fetch(self.connection, self.sql.compile(stmt),
+                                                       params)]  # fmt: skip
+
+    async def one(self, stmt: Select[Any], params: Mapping[str, Any]) -> dict[str, Any] | None:
+        rows = await self.all(stmt, params)
+        return rows[0] if rows else None
+
+    async def scalar(self, stmt: Select[Any], params: Mapping[str, Any]) -> Any:
+        row = await self.one(stmt, params)
+        return next(iter(row.values())) if row else None
 
 
 async def fetch(
@@ -422,6 +449,73 @@ async def timeline_items(
     return items
 
 
+FILTER_TYPES = {"owner_id": UUID, "pipeline_id": UUID, "lead_source": str}
+
+
+async def metric(
+    name: str,
+    service: MetricsService,
+    window: Window,
+    given: Callable[..., dict[str, Any]],
+    currency: str,
+    query: Mapping[str, str],
+) -> dict[str, Any] | None:
+    """What crm-api's router calls for each endpoint, with the filters each one takes."""
+    group = query.get("group_by")
+    match name:
+        case "pipeline":
+            target = Decimal(query["target"]) if "target" in query else None
+            return await service.pipeline(given("owner_id", "pipeline_id"), currency, target)
+        case "forecast":
+            return await service.forecast(window, given("owner_id", "pipeline_id"), currency)
+        case "win-rate":
+            return await service.win_rate(window, given("owner_id", "pipeline_id"), group)
+        case "deal-size":
+            filters = given("owner_id", "pipeline_id")
+            return await service.deal_size(window, filters, group, currency)
+        case "sales-cycle":
+            return await service.sales_cycle(window, given("owner_id", "pipeline_id"), group)
+        case "stage-funnel":
+            stall_days = int(query.get("stall_days", 14))
+            return await service.stage_funnel(window, given("owner_id", "pipeline_id"), stall_days)
+        case "lead-response":
+            return await service.lead_response(window, given("owner_id", "lead_source"), group)
+        case "conversion-by-source":
+            filters = given("owner_id", "lead_source")
+            return await service.conversion_by_source(window, filters, currency)
+        case "activity":
+            return await service.activity(window, given("owner_id"))
+        case "retention":
+            return await service.retention(window, given("owner_id", "lead_source"))
+        case "data-quality":
+            return await service.data_quality(given("owner_id"))
+    return None
+
+
+async def metrics(request: Request) -> Response:
+    """`GET /v1/metrics/<name>` without the API around it: the window and the currency from
+    crm-api's own defaults (`get_window`, `get_currency`), then crm-api's `MetricsService` on a
+    `ConnectionReader`, so the statements, their parameters and their order are crm-api's, and
+    so is the body."""
+    query = request.query_params
+    window = await get_window(
+        date.fromisoformat(query["from"]) if "from" in query else None,
+        date.fromisoformat(query["to"]) if "to" in query else None,
+    )
+    currency = await get_currency(query.get("currency"))
+
+    def given(*names: str) -> dict[str, Any]:
+        return present(**{name: FILTER_TYPES[name](query[name]) if name in query else None
+                          for name in names})  # fmt: skip
+
+    async with request.app.state.pool.acquire() as connection:
+        service = MetricsService(ConnectionReader(connection, request.app.state.sql))
+        body = await metric(request.path_params["name"], service, window, given, currency, query)
+    if body is None:
+        return JSON({"detail": "not found"}, status_code=404)
+    return JSON(body)
+
+
 app = Starlette(
     routes=[
         Route("/healthz", healthz),
@@ -431,6 +525,7 @@ app = Starlette(
         Route("/contacts", create_contact, methods=["POST"]),
         Route("/pipelines/{id}/board", pipeline_board),
         Route("/deals", list_deals),
+        Route("/metrics/{name}", metrics),
     ],
     lifespan=lifespan,
 )

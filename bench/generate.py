@@ -1,27 +1,38 @@
-"""Bulk-load benchmark data: contacts and companies, then deals, written with COPY.
+"""Bulk-load benchmark data: contacts and companies with their history, then deals, written
+with COPY.
 
     python bench/generate.py --database-url postgresql+asyncpg://postgres@127.0.0.1/crm_bench \
-        --contacts 1000000 --companies 50000 --deals 1000000
+        --contacts 1000000 --companies 50000 --activities 2000000 --deals 1000000
 
 The database must already be migrated (`crm-api migrate`). Rows bypass the API (1M creates through
 it would take hours) but are what the app itself would store: time-ordered UUIDv7 ids whose
 timestamp is the row's created_at, normalized lower-case unique emails and domains, the derived
-`name_key`, an allowed lifecycle stage, an existing owner, real company ids; contacts and
-companies are never updated (version 1, `updated_at == created_at`). No audit rows or events are
-written for them: the benchmark does not read them.
+`name_key`, an allowed lifecycle stage, real company ids, owners among ten bench reps (created
+here). Companies are never updated (version 1, `updated_at == created_at`).
+
+Each contact comes with its history, as if it had been worked through the API since it was
+entered: its lifecycle changes (the creation's, then, for many, steps up the funnel to the stage
+it is in, each an edit of the contact) and, of `--activities N` in all, the activities logged
+about it (a first outreach for 80% of the contacts, minutes to days after they were entered, and
+others since), with their `activity_contacts` rows; the contact ends with the columns those leave
+(`lifecycle_stage_changed_at`, version, `updated_at`, `last_activity_at`, `first_outreach_at`).
+No audit rows or events are written for them: the benchmark does not read them.
+`--contacts 0 --activities N` gives their history to the contacts of a database loaded before
+the history existed, and updates those contacts in place.
 
 Deals go to the default pipeline "Sales" and two pipelines created here, each in a stage of its
 pipeline with the matching status; some carry contacts (of their company) and line items (their
-amount is then the items' sum), and each has its stage history. A deal's version and updated_at
-count those changes, as crm-api's would. `--contacts 0 --deals N` adds deals to a database that
-already has contacts and companies.
+amount is then the items' sum), and each has its stage history; closed ones closed after a sales
+cycle of weeks to months. A deal's version and updated_at count those changes, as crm-api's
+would. `--contacts 0 --deals N` adds deals to a database that already has contacts and companies.
 
 `--timeline-items N` then gives one existing contact a timeline of N items, as if its activities
 had been logged, its tasks worked and the contact edited through the API over the two years:
 activities with their `activity_contacts` rows, tasks, lifecycle changes and the `audit_log` rows
 of its edits; the contact ends with the columns those edits and crm-api's derived fields
-(`last_activity_at`, `first_outreach_at`, `next_task_id`) leave. `--contacts 0 --timeline-items N`
-adds it to a database that has contacts but no activities.
+(`last_activity_at`, `first_outreach_at`, `next_task_id`) leave. That contact is the oldest one
+at a company (`RESERVED_CONTACT`), which no other part touches: `--contacts 0 --timeline-items N`
+adds the timeline to a database whose contact has none.
 
 Foreign keys, checks and indexes all stay in place, so PostgreSQL verifies every reference; its
 per-row foreign key checks and index inserts are most of the cost (about 25-30k contacts/s and
@@ -30,14 +41,17 @@ per-row foreign key checks and index inserts are most of the cost (about 25-30k 
 
 import argparse
 import asyncio
+import math
 import random
 import time
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -56,6 +70,10 @@ from crm_api.tasks.models import PRIORITY_RANK, Priority, TaskStatus
 SPAN = timedelta(days=730)  # created_at is spread over the past two years
 CHUNK = 100_000  # rows per COPY, to show progress
 BENCH_OWNER_EMAIL = "bench-owner@bench.example"
+# The sales reps who own companies, contacts and deals and log the activities: uneven books,
+# as on a real team. Created once, with the columns the app writes.
+REP_EMAIL = "bench-rep-{:02d}@bench.example"
+REP_WEIGHTS = tuple(accumulate((16, 14, 12, 11, 10, 9, 8, 8, 7, 5)))
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 FIRST = ["Ava", "Ben", "Chloe", "Diego", "Elif", "Farah", "Gus", "Hana", "Ivan", "Jade"]
@@ -78,7 +96,15 @@ CONTACT_COLUMNS = (
     "id", "first_name", "last_name", "name_key", "email", "phone", "title", "company_id",
     "lifecycle_stage", "lifecycle_stage_changed_at", "lead_source", "owner_id", "email_opt_in",
     "do_not_contact", "custom_fields", "version", "created_by", "created_at", "updated_at",
+    "last_activity_at", "first_outreach_at",
 )  # fmt: skip
+# The contact the timeline goes to (`--timeline-items`): the oldest live contact at a company.
+# The contact history (lifecycle changes, activities) leaves it alone, so that a timeline can be
+# given to it before or after, and its items are all the timeline's.
+RESERVED_CONTACT = (
+    "SELECT id FROM contacts WHERE archived_at IS NULL AND company_id IS NOT NULL"
+    " ORDER BY created_at, id LIMIT 1"
+)
 
 
 def plain_dsn(url: str) -> str:
@@ -114,8 +140,20 @@ def uuid7_at(micros: int, rng: random.Random) -> UUID:
     )
 
 
+@dataclass(frozen=True)
+class Users:
+    """Who does what: `creator` (the given user) imported the companies and contacts; the reps
+    own them and the deals, and log the activities."""
+
+    creator: UUID
+    reps: tuple[UUID, ...]
+
+    def rep(self, rng: random.Random) -> UUID:
+        return rng.choices(self.reps, cum_weights=REP_WEIGHTS)[0]
+
+
 def company_rows(
-    count: int, owner_id: UUID, end: datetime, rng: random.Random
+    count: int, users: Users, end: datetime, rng: random.Random
 ) -> tuple[list[tuple[object, ...]], list[tuple[UUID, str]]]:
     """The company rows, and (id, domain) of each in created order for contacts to reference."""
     clock = Clock(count, end, rng)
@@ -130,7 +168,7 @@ def company_rows(
         employees = rng.choice((8, 25, 60, 140, 400, 1200))
         rows.append(
             (company_id, name, name.casefold(), domain, rng.choice(INDUSTRIES), employees, stage,
-             owner_id, "{}", 1, owner_id, created, created)
+             users.rep(rng), "{}", 1, users.creator, created, created)
         )  # fmt: skip
         refs.append((company_id, domain))
     return rows, refs
@@ -142,9 +180,12 @@ def contact_rows(
     clock: Clock,
     n: int,
     companies: list[tuple[UUID, str]],
-    owner_id: UUID,
+    users: Users,
+    history: "ContactHistory",
 ) -> Iterator[tuple[object, ...]]:
-    """Contacts start..stop-1 of n, generated lazily so COPY streams while Python produces."""
+    """Contacts start..stop-1 of n, generated lazily so COPY streams while Python produces;
+    each with the columns its history (`history`, which keeps the rows) leaves, except the
+    first at a company: the timeline's contact (`RESERVED_CONTACT`)."""
     rng = clock.rng
     for i in range(start, stop):
         micros, created = clock.at(i)
@@ -157,12 +198,36 @@ def contact_rows(
             company_id, domain = companies[rng.randrange(existing)]
         phone = f"+1212555{rng.randrange(10_000):04d}" if rng.random() < 0.6 else None
         stage = rng.choices(STAGES, STAGE_WEIGHTS)[0]
+        contact_id, owner = uuid7_at(micros, rng), users.rep(rng)
+        reserve = company_id is not None
+        stage_at, edits, updated, last_activity, first_outreach = history.make(
+            i, contact_id, micros, stage, owner, reserve
+        )
         yield (
-            uuid7_at(micros, rng), first, last, f"{last} {first}".casefold(),
+            contact_id, first, last, f"{last} {first}".casefold(),
             f"{first}.{last}.{i}@{domain}".lower(), phone, rng.choice(TITLES), company_id,
-            stage, created, rng.choice(SOURCES), owner_id, False,
-            False, "{}", 1, owner_id, created, created,
+            stage, stage_at, rng.choice(SOURCES), owner, False,
+            False, "{}", 1 + edits, users.creator, created, updated, last_activity,
+            first_outreach,
         )  # fmt: skip
+
+
+async def ensure_reps(conn: asyncpg.Connection, at: datetime) -> tuple[UUID, ...]:
+    """The bench reps, created (once) with the columns the app writes."""
+    emails = [REP_EMAIL.format(number) for number in range(1, len(REP_WEIGHTS) + 1)]
+    for number, email in enumerate(emails, start=1):
+        await conn.execute(
+            "INSERT INTO users (id, email, name, role, team, active, version, created_at,"
+            " updated_at) VALUES ($1, $2, $3, 'rep', 'Bench', true, 1, $4, $4)"
+            " ON CONFLICT (email) DO NOTHING",
+            uuid7_at(micros_of(at), random.Random(number)),
+            email,
+            f"Bench Rep {number:02d}",
+            at,
+        )
+    rows = await conn.fetch("SELECT id, email FROM users WHERE email = ANY($1)", emails)
+    ids = {row["email"]: row["id"] for row in rows}
+    return tuple(ids[email] for email in emails)
 
 
 async def ensure_owner(conn: asyncpg.Connection, owner_id: UUID | None) -> UUID:
@@ -188,28 +253,32 @@ async def load_companies_and_contacts(
     conn: asyncpg.Connection,
     companies: int,
     contacts: int,
-    owner_id: UUID,
+    activities: int,
+    users: Users,
     end: datetime,
     rng: random.Random,
 ) -> None:
     started = time.perf_counter()
-    rows, refs = company_rows(companies, owner_id, end, rng)
+    rows, refs = company_rows(companies, users, end, rng)
     await conn.copy_records_to_table("companies", records=rows, columns=COMPANY_COLUMNS)
     print(f"  companies {companies:,} in {time.perf_counter() - started:.1f}s", flush=True)
-    await load_contacts(conn, contacts, refs, owner_id, Clock(contacts, end, rng))
+    history = ContactHistory(contacts, activities, users, end, rng)
+    await load_contacts(conn, contacts, refs, users, Clock(contacts, end, rng), history)
+    await history.rows.copy(conn)
 
 
 async def load_contacts(
     conn: asyncpg.Connection,
     n: int,
     companies: list[tuple[UUID, str]],
-    owner_id: UUID,
+    users: Users,
     clock: Clock,
+    history: "ContactHistory",
 ) -> None:
     started = time.perf_counter()
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
-        rows = contact_rows(start, stop, clock, n, companies, owner_id)
+        rows = contact_rows(start, stop, clock, n, companies, users, history)
         await conn.copy_records_to_table("contacts", records=rows, columns=CONTACT_COLUMNS)
         rate = stop / (time.perf_counter() - started)
         print(f"  contacts {stop:>10,} / {n:,}  ({rate:,.0f} rows/s)", flush=True)
@@ -236,6 +305,9 @@ PIPELINE_WEIGHTS = {SALES: 5, "Enterprise": 3, "Renewals": 2}
 CURRENCIES = (("USD", Decimal(1)), ("EUR", Decimal("0.92")), ("JPY", Decimal(150)))
 CURRENCY_WEIGHTS = tuple(accumulate((80, 15, 5)))
 WON_SHARE = 0.55  # of the closed deals
+# Days from a deal's creation to its close (won or lost): log-normal around two months, so that
+# deals close every day, and each recent window holds a steady share of the closes.
+CYCLE_MEDIAN_DAYS, CYCLE_SIGMA, CYCLE_MAX_DAYS = 60, 1.0, 540
 CONTACT_SHARE = 0.17  # of the deals at a company with contacts: about 15% of all deals
 LINE_ITEM_SHARE = 0.10
 MAX_GAP_US = timedelta(days=30) // timedelta(microseconds=1)  # between two changes of a deal
@@ -322,6 +394,7 @@ class Timeline:
     """The instants of a deal's changes after its creation: increasing, never past `end_us`."""
 
     def __init__(self, start_us: int, end_us: int, rng: random.Random) -> None:
+        self.start = start_us
         self.last = start_us
         self.end_us = end_us
         self.rng = rng
@@ -338,17 +411,19 @@ class DealMaker:
     line items set its amount), then moved once to the stage it is in now (unless that is the
     first), with a stage history row for its creation and for the move."""
 
-    def __init__(self, n: int, clock: Clock, refs: DealRefs, owner_id: UUID, end: datetime) -> None:
+    def __init__(self, n: int, clock: Clock, refs: DealRefs, users: Users, end: datetime) -> None:
         self.n = n
         self.clock = clock
         self.rng = clock.rng
         self.refs = refs
-        self.owner_id = owner_id
+        self.users = users
         self.end_us = micros_of(end)
 
     def deal(self, i: int, rows: DealSideRows) -> tuple[object, ...]:
-        """Deal i's row; its history, contacts and line items go to `rows`."""
-        rng, owner = self.rng, self.owner_id
+        """Deal i's row; its history, contacts and line items go to `rows`. Its owner (a rep)
+        created it and made every change."""
+        rng = self.rng
+        owner = self.users.rep(rng)
         micros, created = self.clock.at(i)
         deal_id = uuid7_at(micros, rng)
         pipeline = rng.choices(self.refs.pipelines, cum_weights=self.refs.pipeline_weights)[0]
@@ -356,10 +431,10 @@ class DealMaker:
         company_id = self.company(micros)
         currency, per_usd = rng.choices(CURRENCIES, cum_weights=CURRENCY_WEIGHTS)[0]
         times = Timeline(micros, self.end_us, rng)
-        linked = self.link_contacts(deal_id, company_id, times, rows)
+        linked = self.link_contacts(deal_id, company_id, owner, times, rows)
         target = self.amount(currency, per_usd)
-        amount, items = self.line_items(deal_id, currency, target, times, rows)
-        moved_us = self.stage_history(deal_id, pipeline, stage_id, micros, times, rows)
+        amount, items = self.line_items(deal_id, currency, target, owner, times, rows)
+        moved_us = self.stage_history(deal_id, pipeline, (kind, stage_id), owner, times, rows)
         version = 1 + linked + items + (stage_id != pipeline.entry)
         name = f"{rng.choice(WORDS)} {rng.choice(DEAL_KINDS)} {i}"
         close = None if rng.random() < 0.2 else created.date() + timedelta(rng.randint(14, 180))
@@ -376,22 +451,35 @@ class DealMaker:
         self,
         deal_id: UUID,
         pipeline: Pipeline,
-        stage_id: UUID,
-        created_us: int,
+        stage: tuple[str, UUID],
+        owner: UUID,
         times: Timeline,
         rows: DealSideRows,
     ) -> int:
-        """Entering the first stage at creation, then the move to `stage_id` unless that is the
-        first stage; returns when the deal entered `stage_id`."""
-        rng, owner = self.rng, self.owner_id
+        """Entering the first stage at creation, then the move to `stage` (status, id) unless
+        that is the first stage; returns when the deal entered it. An open deal moved a few
+        weeks at most after its last change; a closed one closed after its sales cycle."""
+        rng, (kind, stage_id), created_us = self.rng, stage, times.start
         rows.history.append((uuid7_at(created_us, rng), deal_id, pipeline.id, None,
                              pipeline.entry, instant(created_us), owner))  # fmt: skip
         if stage_id == pipeline.entry:
             return created_us
-        moved_us = times.next()
+        moved_us = times.next() if kind == StageKind.open else self.close(times)
         rows.history.append((uuid7_at(moved_us, rng), deal_id, pipeline.id, pipeline.entry,
                              stage_id, instant(moved_us), owner))  # fmt: skip
         return moved_us
+
+    def close(self, times: Timeline) -> int:
+        """When a closed deal closed: its sales cycle after creation (log-normal), or, if that
+        would be in the future, any time since its creation; never before its last change."""
+        rng = self.rng
+        age = self.end_us - times.start
+        days = rng.lognormvariate(math.log(CYCLE_MEDIAN_DAYS), CYCLE_SIGMA)
+        cycle = int(min(days, CYCLE_MAX_DAYS) * DAY_US)
+        if cycle >= age:
+            cycle = rng.randrange(max(1, age))
+        times.last = min(self.end_us, max(times.start + cycle, times.last + 1))
+        return times.last
 
     def stage(self, pipeline: Pipeline, i: int) -> tuple[str, UUID]:
         """(status, stage id). Recent deals are mostly open, old ones mostly closed: 20% open at
@@ -419,7 +507,12 @@ class DealMaker:
         return to_minor_units(Decimal(f"{usd:.4f}") * per_usd, currency)
 
     def link_contacts(
-        self, deal_id: UUID, company_id: UUID | None, times: Timeline, rows: DealSideRows
+        self,
+        deal_id: UUID,
+        company_id: UUID | None,
+        owner: UUID,
+        times: Timeline,
+        rows: DealSideRows,
     ) -> int:
         """One or two of the company's contacts (existing by then), each with a role."""
         known = self.refs.company_contacts.get(company_id) if company_id else None
@@ -431,11 +524,17 @@ class DealMaker:
         for number, contact_id in enumerate(chosen):
             added_us = first_us if number == 0 else times.next()
             rows.contacts.append((deal_id, contact_id, self.rng.choice(ROLES),
-                                  instant(added_us), self.owner_id))  # fmt: skip
+                                  instant(added_us), owner))  # fmt: skip
         return len(chosen)
 
     def line_items(
-        self, deal_id: UUID, currency: str, target: Decimal, times: Timeline, rows: DealSideRows
+        self,
+        deal_id: UUID,
+        currency: str,
+        target: Decimal,
+        owner: UUID,
+        times: Timeline,
+        rows: DealSideRows,
     ) -> tuple[Decimal, int]:
         """(the deal's amount, its number of line items). 1-3 items priced to land near
         `target`; the amount is then their sum as crm-api computes it (`deal_amount`)."""
@@ -456,7 +555,7 @@ class DealMaker:
             created = instant(times.next())
             rows.line_items.append((
                 uuid7_at(micros_of(created), rng), deal_id, None, rng.choice(ITEM_NAMES), None,
-                quantity, item["unit_price"], currency, discount, position, 1, self.owner_id,
+                quantity, item["unit_price"], currency, discount, position, 1, owner,
                 created, created,
             ))  # fmt: skip
             items.append(item)
@@ -541,12 +640,12 @@ async def read_deal_refs(conn: asyncpg.Connection) -> DealRefs:
 
 
 async def load_deals(
-    conn: asyncpg.Connection, n: int, owner_id: UUID, end: datetime, rng: random.Random
+    conn: asyncpg.Connection, n: int, users: Users, end: datetime, rng: random.Random
 ) -> None:
     # The new pipelines predate every deal: deals are spread over the SPAN before `end`.
     await create_pipelines(conn, end - SPAN - timedelta(days=1), rng)
     refs = await read_deal_refs(conn)
-    maker = DealMaker(n, Clock(n, end, rng), refs, owner_id, end)
+    maker = DealMaker(n, Clock(n, end, rng), refs, users, end)
     started = time.perf_counter()
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
@@ -599,9 +698,10 @@ LIFECYCLE_COLUMNS = ("id", "contact_id", "from_stage", "to_stage", "changed_at",
 AUDIT_COLUMNS = ("id", "occurred_at", "actor_user_id", "action", "entity_type", "entity_id",
                  "changes")  # fmt: skip
 TIMELINE_CONTACT = (
-    "SELECT id, created_at, title, lifecycle_stage, lifecycle_stage_changed_at FROM contacts"
-    " WHERE archived_at IS NULL AND company_id IS NOT NULL AND version = 1"
-    " ORDER BY created_at, id LIMIT 1"
+    "SELECT id, created_at, title, lifecycle_stage, lifecycle_stage_changed_at, version,"
+    " EXISTS (SELECT FROM activity_contacts a WHERE a.contact_id = c.id) AS has_activities,"
+    " EXISTS (SELECT FROM contact_lifecycle_changes l WHERE l.contact_id = c.id) AS has_history"
+    f" FROM contacts c WHERE id = ({RESERVED_CONTACT})"
 )
 UPDATE_TIMELINE_CONTACT = (
     "UPDATE contacts SET title = $2, lifecycle_stage = $3, lifecycle_stage_changed_at = $4,"
@@ -839,14 +939,16 @@ class TimelineMaker:
 async def load_timeline(
     conn: asyncpg.Connection, n: int, owner_id: UUID, end: datetime, rng: random.Random
 ) -> UUID:
-    """`n` timeline items for one contact: the oldest live contact at a company that was never
-    edited. Returns its id."""
+    """`n` timeline items for one contact: the oldest live contact at a company
+    (`RESERVED_CONTACT`), which must never have been edited. Returns its id."""
     if n < MIN_TIMELINE_ITEMS:
         raise SystemExit(f"--timeline-items: at least {MIN_TIMELINE_ITEMS}")
     started = time.perf_counter()
     contact = await conn.fetchrow(TIMELINE_CONTACT)
     if contact is None:
-        raise SystemExit("no live, never edited contact at a company to give a timeline")
+        raise SystemExit("no live contact at a company to give a timeline")
+    if contact["version"] != 1 or contact["has_activities"] or contact["has_history"]:
+        raise SystemExit(f"contact {contact['id']} already has a timeline; use a fresh database")
     rows = TimelineMaker(contact, owner_id, end, rng).make(n)
     await rows.copy(conn)
     print(
@@ -858,8 +960,303 @@ async def load_timeline(
     return contact["id"]
 
 
+# -- every other contact's history: lifecycle changes and activities -----------------------------
+
+LADDER = ("lead", "mql", "sql", "opportunity", "customer", "evangelist")
+CREATED_AT_STAGE = 0.35  # share of contacts entered at the stage they are in (imports, say)
+KEPT_STEP = 0.75  # each stage between the first and the current one is recorded (else skipped)
+STEP_MEDIAN_DAYS, CHURN_MEDIAN_DAYS = 12, 150  # between two stages; from customer to churned
+CONTACTED_SHARE = 0.8  # contacts with an outreach (their first_outreach_at); the rest: never
+OUTREACH_BEFORE = 0.03  # of those, first outreach dated before the contact was entered
+OUTREACH_MEDIAN_US = 3 * 60 * MINUTE_US  # minutes to days after the contact was entered
+NOTE = ActivityType.note.value
+OUTREACH = ((CALL, OUTBOUND), (EMAIL, OUTBOUND), (MEETING, None))
+OUTREACH_WEIGHTS = tuple(accumulate((45, 45, 10)))
+NO_OUTREACH = ((CALL, INBOUND), (EMAIL, INBOUND), (NOTE, None))
+HISTORY_TABLES = ("contact_lifecycle_changes", "activities", "activity_contacts", "contacts",
+                  "users")  # fmt: skip
+# Live contacts without any lifecycle change (contacts loaded before the history existed):
+# `--contacts 0 --activities N` gives them their history. Contacts POSTed by crm-api have their
+# creation's change; the timeline's contact is left alone.
+HISTORYLESS = (
+    " FROM contacts c WHERE c.archived_at IS NULL"
+    f" AND c.id IS DISTINCT FROM ({RESERVED_CONTACT})"
+    " AND NOT EXISTS (SELECT FROM contact_lifecycle_changes l WHERE l.contact_id = c.id)"
+)
+HISTORY_UPDATE = """
+CREATE TEMPORARY TABLE bench_history (id uuid, lifecycle_stage_changed_at timestamptz,
+    edits integer, updated_at timestamptz, last_activity_at timestamptz,
+    first_outreach_at timestamptz) ON COMMIT DROP
+"""
+APPLY_HISTORY = """
+UPDATE contacts c SET lifecycle_stage_changed_at = h.lifecycle_stage_changed_at,
+    version = c.version + h.edits, updated_at = greatest(c.updated_at, h.updated_at),
+    last_activity_at = h.last_activity_at, first_outreach_at = h.first_outreach_at
+FROM bench_history h WHERE c.id = h.id
+"""
+
+
+def plan_activities(n: int, total: int, rng: random.Random) -> tuple[bytearray, "array[int]"]:
+    """For contacts 0..n-1 (oldest first): whether each had an outreach (80%), and how many
+    other activities it had, so that all of them add up to exactly `total`. Older contacts
+    have had more time for activities: the others go to contacts in proportion to their age
+    (plus a little, so that new ones get some)."""
+    contacted = (
+        bytearray(rng.random() < CONTACTED_SHARE for _ in range(n)) if total else bytearray(n)
+    )
+    first = sum(contacted)
+    for i in range(n - 1, -1, -1):  # fewer activities than contacts: the newest go without
+        if first <= total:
+            break
+        if contacted[i]:
+            contacted[i], first = 0, first - 1
+    others = array("I", bytes(4 * n))
+    if n and total > first:
+        weights = list(accumulate(0.1 + (n - i) / n for i in range(n)))
+        for i in rng.choices(range(n), cum_weights=weights, k=total - first):
+            others[i] += 1
+    return contacted, others
+
+
+@dataclass
+class HistoryRows:
+    lifecycle: list[tuple[object, ...]] = field(default_factory=list)
+    activities: list[tuple[tuple[object, ...], UUID]] = field(default_factory=list)
+    """Each activity's row and its contact's id."""
+
+    async def copy(self, conn: asyncpg.Connection) -> None:
+        """In the order crm-api would have written them: by time (the lifecycle changes by
+        when they happened, the activities by when they were logged)."""
+        started = time.perf_counter()
+        self.lifecycle.sort(key=itemgetter(4, 0))
+        await conn.copy_records_to_table(
+            "contact_lifecycle_changes", records=self.lifecycle, columns=LIFECYCLE_COLUMNS
+        )
+        logged = ACTIVITY_COLUMNS.index("created_at")
+        self.activities.sort(key=lambda pair: (pair[0][logged], pair[0][0]))
+        rows = (row for row, _ in self.activities)
+        await conn.copy_records_to_table("activities", records=rows, columns=ACTIVITY_COLUMNS)
+        links = ((row[0], contact_id, True, False, row[4], True)
+                 for row, contact_id in self.activities)  # fmt: skip
+        await conn.copy_records_to_table(
+            "activity_contacts", records=links, columns=ACTIVITY_CONTACT_COLUMNS
+        )
+        print(
+            f"  history: {len(self.lifecycle):,} lifecycle changes, {len(self.activities):,}"
+            f" activities and their contact links in {time.perf_counter() - started:.1f}s",
+            flush=True,
+        )
+
+
+class ContactHistory:
+    """What a contact went through since it was entered, as crm-api would have stored it: its
+    lifecycle changes (entered at a first stage, then, for many, up the funnel to the stage it
+    is in now; some customers churned later), each an edit of the contact; and the activities
+    logged about it (a first outreach, minutes to days after it was entered, for 80% of them;
+    others at any time since, none of them outreach before the first). `make` returns the
+    contact's columns those leave; the rows gather in `rows`."""
+
+    def __init__(
+        self, n: int, activities: int, users: Users, end: datetime, rng: random.Random
+    ) -> None:
+        self.users = users
+        self.reps = frozenset(users.reps)
+        self.rng = rng
+        self.end_us = micros_of(end)
+        self.contacted, self.others = plan_activities(n, activities, rng)
+        self.carried = (0, 0)
+        self.reserved = False
+        self.rows = HistoryRows()
+
+    def make(
+        self,
+        i: int,
+        contact_id: UUID,
+        created_us: int,
+        stage: str,
+        owner: UUID,
+        reserve: bool = False,
+    ) -> tuple[datetime, int, datetime, datetime | None, datetime | None]:
+        """Contact i's history; returns its lifecycle_stage_changed_at, number of edits,
+        updated_at, last_activity_at and first_outreach_at. With `reserve`, the first time: no
+        history (the timeline's contact), and its activities go to the next contact."""
+        contacted = self.contacted[i] + self.carried[0]
+        others = self.others[i] + self.carried[1]
+        created = instant(created_us)
+        if reserve and not self.reserved:
+            self.reserved, self.carried = True, (contacted, others)
+            return created, 0, created, None, None
+        self.carried = (0, 0)
+        if contacted > 1:
+            contacted, others = 1, others + contacted - 1
+        changed_us, edits = self.lifecycle(contact_id, created_us, stage, owner)
+        last_us, first_us = self.activities(contact_id, created_us, owner, contacted, others)
+        return (
+            instant(changed_us), edits, instant(changed_us),
+            None if last_us is None else instant(last_us),
+            None if first_us is None else instant(first_us),
+        )  # fmt: skip
+
+    def path(self, stage: str) -> list[str]:
+        """The stages a contact now in `stage` went through, from the one it was entered at."""
+        rng = self.rng
+        if stage == "subscriber":
+            return [stage]
+        if stage == "other":  # disqualified, or entered as such
+            return ["lead", stage] if rng.random() < 0.3 else [stage]
+        target = "customer" if stage == "churned" else stage
+        top = LADDER.index(target)
+        start = top if rng.random() < CREATED_AT_STAGE else 0
+        steps = [LADDER[start]]
+        steps += [s for s in LADDER[start + 1 : top] if s == "customer" or rng.random() < KEPT_STEP]
+        if top > start:
+            steps.append(target)
+        if start == 0 and rng.random() < 0.15:
+            steps.insert(0, "subscriber")
+        if stage == "churned":
+            steps += ["evangelist", stage] if rng.random() < 0.1 else [stage]
+        return steps
+
+    def lifecycle(
+        self, contact_id: UUID, created_us: int, stage: str, owner: UUID
+    ) -> tuple[int, int]:
+        """The creation's change (no stage to the first), then one per step, by the owner;
+        days to weeks apart (a churn months after), squeezed into the contact's life so far.
+        Returns when the last one happened and how many edits there were."""
+        rng, rows = self.rng, self.rows.lifecycle
+        steps = self.path(stage)
+        gaps = []
+        for step in steps[1:]:
+            median, sigma = (CHURN_MEDIAN_DAYS, 0.7) if step == "churned" else (STEP_MEDIAN_DAYS, 1)
+            gaps.append(rng.lognormvariate(math.log(median), sigma) * DAY_US)
+        room = self.end_us - MINUTE_US - created_us
+        scale = 1.0
+        if gaps and sum(gaps) > room:
+            scale = room * rng.uniform(0.3, 0.95) / sum(gaps)
+        at, before = created_us, None
+        for number, step in enumerate(steps):
+            if number:
+                at += max(1, int(gaps[number - 1] * scale))
+            rows.append((uuid7_at(at, rng), contact_id, before, step, instant(at), owner))
+            before = step
+        return at, len(steps) - 1
+
+    def activities(
+        self, contact_id: UUID, created_us: int, owner: UUID, contacted: int, others: int
+    ) -> tuple[int | None, int | None]:
+        """A first outreach if `contacted`, and `others` activities at any time since the
+        contact was entered: before the first outreach (or with none), only inbound calls and
+        emails, and notes. Returns (last activity, first outreach) times."""
+        rng = self.rng
+        latest = self.end_us - MINUTE_US
+        room = max(1, latest - created_us)
+        first = last = None
+        if contacted:
+            delay = int(rng.lognormvariate(math.log(OUTREACH_MEDIAN_US), 1.8))
+            first = created_us - delay if rng.random() < OUTREACH_BEFORE else created_us + delay
+            if first > latest:  # entered moments ago: sometime since
+                first = created_us + rng.randrange(room)
+            kind, direction = rng.choices(OUTREACH, cum_weights=OUTREACH_WEIGHTS)[0]
+            self.activity(contact_id, created_us, first, kind, direction, owner)
+            last = first
+        for _ in range(others):
+            at = created_us + rng.randrange(room)
+            if first is None or at < first:
+                kind, direction = rng.choice(NO_OUTREACH)
+            else:
+                kind = rng.choices(ACTIVITY_TYPES, cum_weights=ACTIVITY_WEIGHTS)[0]
+                share = {CALL: 0.7, EMAIL: 0.6}.get(kind)
+                direction = None if share is None else OUTBOUND if rng.random() < share else INBOUND
+            self.activity(contact_id, created_us, at, kind, direction, owner)
+            last = at if last is None else max(last, at)
+        return last, first
+
+    def activity(
+        self,
+        contact_id: UUID,
+        created_us: int,
+        micros: int,
+        kind: str,
+        direction: str | None,
+        owner: UUID,
+    ) -> None:
+        """An activity with the fields its type takes (`_check_fields`), logged by the contact's
+        owner (80%, else another rep) up to 20 minutes after it happened, and never before the
+        contact existed (outreach dated earlier was logged once the contact was entered)."""
+        rng = self.rng
+        topic = rng.choice(TOPICS)
+        outcome = duration = subject = body = None
+        if kind == CALL:
+            if direction == OUTBOUND:
+                outcome = rng.choices(OUTCOMES, cum_weights=OUTCOME_WEIGHTS)[0]
+            elif rng.random() < 0.8:
+                outcome = CallOutcome.connected.value
+            if outcome == CallOutcome.connected:
+                duration = rng.randint(60, 1800)
+            subject = f"Call about {topic}" if rng.random() < 0.5 else None
+            body = rng.choice(BODIES) if rng.random() < 0.4 else None
+        elif kind == EMAIL:
+            subject = f"Re: {topic}"
+            body = rng.choice(BODIES) if rng.random() < 0.7 else None
+        elif kind == MEETING:
+            duration = rng.choice((1800, 2700, 3600))
+            subject = f"Meeting: {topic}"
+            body = rng.choice(BODIES) if rng.random() < 0.3 else None
+        else:
+            subject = f"Note on {topic}" if rng.random() < 0.3 else None
+            body = rng.choice(BODIES)
+        by = owner if owner in self.reps and rng.random() < 0.8 else self.users.rep(rng)
+        logged_us = max(micros, created_us) + rng.randrange(20 * MINUTE_US)
+        logged = instant(min(self.end_us, logged_us))
+        activity_id = uuid7_at(micros_of(logged), rng)
+        self.rows.activities.append((
+            (activity_id, kind, subject, body, instant(micros), duration, direction, outcome,
+             None, None, by, 1, by, logged, logged),
+            contact_id,
+        ))  # fmt: skip
+
+
+async def add_history(
+    conn: asyncpg.Connection, activities: int, users: Users, end: datetime, rng: random.Random
+) -> int:
+    """Gives the live contacts that have no lifecycle change (`HISTORYLESS`: contacts loaded
+    before the history existed) their history, and updates their columns in place. Returns how
+    many contacts got one."""
+    started = time.perf_counter()
+    n = await conn.fetchval(f"SELECT count(*) {HISTORYLESS}")
+    history = ContactHistory(n, activities, users, end, rng)
+    cursor = await conn.cursor(
+        f"SELECT c.id, c.created_at, c.lifecycle_stage, c.owner_id {HISTORYLESS}"
+        " ORDER BY c.created_at, c.id"
+    )
+    updates, i = [], 0
+    while records := await cursor.fetch(CHUNK):
+        for record in records:
+            created_us = micros_of(record["created_at"])
+            columns = history.make(
+                i, record["id"], created_us, record["lifecycle_stage"], record["owner_id"]
+            )
+            i += 1
+            if columns[1] or columns[3] is not None:  # an edit or an activity
+                updates.append((record["id"], *columns))
+        print(f"  history of {i:>10,} / {n:,} contacts made", flush=True)
+    await history.rows.copy(conn)
+    step = time.perf_counter()
+    await conn.execute(HISTORY_UPDATE)
+    columns = ("id", "lifecycle_stage_changed_at", "edits", "updated_at", "last_activity_at",
+               "first_outreach_at")  # fmt: skip
+    await conn.copy_records_to_table("bench_history", records=updates, columns=columns)
+    await conn.execute(APPLY_HISTORY)
+    print(
+        f"  {len(updates):,} contacts updated in place in {time.perf_counter() - step:.1f}s;"
+        f" history added in {time.perf_counter() - started:.1f}s",
+        flush=True,
+    )
+    return n
+
+
 # What each part of the load writes: vacuumed once it is in.
-CONTACT_TABLES = ("companies", "contacts", "users")
+CONTACT_TABLES = ("companies", "contacts", "users", *HISTORY_TABLES)
 DEAL_TABLES = ("pipelines", "pipeline_stages", "deals", "deal_stage_history", "deal_contacts",
                "line_items")  # fmt: skip
 TIMELINE_TABLES = ("activities", "activity_contacts", "tasks", "contact_lifecycle_changes",
@@ -881,37 +1278,59 @@ async def generate(
     seed: int = 42,
     deals: int = 0,
     timeline_items: int = 0,
+    activities: int = 0,
 ) -> dict[str, float]:
-    """Loads companies and contacts (unless both are 0), then `deals` deals, then one contact's
-    timeline of `timeline_items` items, then VACUUM ANALYZE; returns counts and timings."""
+    """Loads companies and contacts with their history and `activities` activities (unless
+    both are 0), then `deals` deals, then one contact's timeline of `timeline_items` items; with
+    no contacts to load but `activities`, gives the existing contacts without any history theirs.
+    Then VACUUM ANALYZE; returns counts and timings (`<part>_s`: seconds)."""
     rng = random.Random(seed)
     end = datetime.now(UTC)
     people = bool(contacts or companies)
+    history = not people and bool(activities)
     tables = [*(CONTACT_TABLES if people else ()), *(DEAL_TABLES if deals else ())]
     tables += [table for table in TIMELINE_TABLES if timeline_items and table not in tables]
-    # Each part goes into a database without it (the timeline: without any activity links).
-    loaded = {"contacts": people, "deals": bool(deals), "activity_contacts": bool(timeline_items)}
+    tables += [table for table in HISTORY_TABLES if history and table not in tables]
+    # Contacts and deals each go into a database without them; the timeline to a contact that
+    # has none, the history to contacts that have none.
+    loaded = {"contacts": people, "deals": bool(deals)}
     conn = await asyncpg.connect(plain_dsn(database_url))
     try:
         await require_empty(conn, [table for table, loading in loaded.items() if loading])
         started = time.perf_counter()
         timing: dict[str, float] = {"contacts": contacts, "companies": companies, "deals": deals,
-                                    "timeline_items": timeline_items}  # fmt: skip
+                                    "timeline_items": timeline_items,
+                                    "activities": activities}  # fmt: skip
+        clock = [started]
+
+        def lap(part: str) -> None:
+            now = time.perf_counter()
+            timing[f"{part}_s"], clock[0] = now - clock[0], now
+
         # One transaction: a failed or interrupted load leaves no partial data behind that a
         # later `run.py --reuse` would mistake for a complete dataset.
         async with conn.transaction():
-            owner = await ensure_owner(conn, owner_id)
+            creator = await ensure_owner(conn, owner_id)
+            users = Users(creator, await ensure_reps(conn, end - SPAN - timedelta(days=1)))
             if people:
-                await load_companies_and_contacts(conn, companies, contacts, owner, end, rng)
-            timing["contacts_s"] = time.perf_counter() - started
+                await load_companies_and_contacts(
+                    conn, companies, contacts, activities, users, end, rng
+                )
+            lap("contacts")
             if deals:
-                await load_deals(conn, deals, owner, end, rng)
-            timing["deals_s"] = time.perf_counter() - started - timing["contacts_s"]
+                await load_deals(conn, deals, users, end, rng)
+            lap("deals")
             if timeline_items:
-                await load_timeline(conn, timeline_items, owner, end, rng)
-            timing["timeline_s"] = time.perf_counter() - started - timing["contacts_s"]
-            timing["timeline_s"] -= timing["deals_s"]
+                await load_timeline(conn, timeline_items, creator, end, rng)
+            lap("timeline")
+            if history:
+                timing["history_contacts"] = await add_history(conn, activities, users, end, rng)
+            lap("history")
         timing["load_s"] = time.perf_counter() - started
+        if history:
+            # The update left a dead version of nearly every contact behind: rewrite the table
+            # (in the same order), as compact as a fresh load's.
+            await conn.execute("VACUUM (FULL) contacts")
         # VACUUM, not just ANALYZE: it sets hint bits and the visibility map now, instead of
         # the first benchmark reads dirtying (and writing back) every freshly loaded page.
         await conn.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")
@@ -933,22 +1352,41 @@ def main() -> None:
         default=0,
         help="give one existing contact this many timeline items (run.py: 20000), loaded last",
     )
-    parser.add_argument("--owner-id", type=UUID, help="owner of every row (default: bench user)")
+    parser.add_argument(
+        "--activities",
+        type=int,
+        default=0,
+        help="activities over the contacts' histories (run.py: 2000000); with --contacts 0: "
+        "give the contacts without any history theirs",
+    )
+    parser.add_argument(
+        "--owner-id",
+        type=UUID,
+        help="who imported the contacts and companies and works the timeline (default: a bench "
+        "user); the bench reps own the records",
+    )
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     companies = args.companies if args.companies is not None else args.contacts // 20
     result = asyncio.run(
         generate(
             args.database_url, args.contacts, companies, args.owner_id, args.seed, args.deals,
-            args.timeline_items,
+            args.timeline_items, args.activities,
         )
     )  # fmt: skip
     print(
-        f"loaded {args.contacts:,} contacts, {companies:,} companies, {args.deals:,} deals and "
-        f"{args.timeline_items:,} timeline items in {result['load_s']:.1f}s (deals "
-        f"{result['deals_s']:.1f}s, timeline {result['timeline_s']:.1f}s), "
-        f"{result['total_s']:.1f}s with VACUUM ANALYZE"
+        f"loaded {args.contacts:,} contacts, {companies:,} companies, {args.deals:,} deals, "
+        f"{args.timeline_items:,} timeline items and {args.activities:,} activities in "
+        f"{result['load_s']:.1f}s ({describe(result)}), {result['total_s']:.1f}s with VACUUM "
+        "ANALYZE"
     )
+
+
+def describe(timing: dict[str, float]) -> str:
+    """The time each loaded part took."""
+    parts = ("contacts", "deals", "timeline", "history")
+    return ", ".join(f"{part} {timing[f'{part}_s']:.1f}s" for part in parts
+                     if timing[f"{part}_s"] >= 0.05)  # fmt: skip
 
 
 if __name__ == "__main__":

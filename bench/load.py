@@ -61,10 +61,19 @@ def script(load: Load, name: str) -> Path:
 
 
 def run_wrk(
-    load: Load, script_name: str, url: str, seconds: int, timeout: int = DEFAULT_TIMEOUT
+    load: Load,
+    script_name: str,
+    url: str,
+    seconds: int,
+    timeout: int = DEFAULT_TIMEOUT,
+    connections: int | None = None,
 ) -> Measurement:
-    """`timeout`: seconds after which wrk gives up on a response and counts a socket error."""
-    options = f"-t{load.threads} -c{load.connections} -d{seconds}s --timeout {timeout}s"
+    """`timeout`: seconds after which wrk gives up on a response and counts a socket error;
+    `connections`: instead of the load's (with one thread)."""
+    threads, connections = (
+        (load.threads, load.connections) if connections is None else (1, connections)
+    )
+    options = f"-t{threads} -c{connections} -d{seconds}s --timeout {timeout}s"
     command = ["wrk", *options.split(), "-s", str(script(load, script_name))]
     for header in load.headers:
         command += ["-H", header]

@@ -94,12 +94,16 @@ def running(servers: list[Server]) -> Iterator[None]:
 
 
 def http(
-    method: str, url: str, headers: dict[str, str] | None = None, body: bytes | None = None
+    method: str,
+    url: str,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 10,
 ) -> tuple[int, bytes]:
     """One request; any status comes back as (status, body), only network errors raise."""
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
