@@ -33,7 +33,7 @@ from starlette.routing import Route
 import crm_api.core.reader as crm_reader
 import crm_api.timeline.service as crm_timeline
 from crm_api.contacts import repository as contact_sql
-from crm_api.core.db import Database
+from crm_api.core.db import SERVER_SETTINGS, Database
 from crm_api.core.enums import StageKind
 from crm_api.core.ids import uuid7
 from crm_api.core.listing import ListSpec, encode_cursor
@@ -191,8 +191,14 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     dsn = os.environ["BENCH_DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
     size = int(os.environ.get("BENCH_DB_POOL_SIZE", "10"))  # crm-api's default raw pool size
     app.state.sql = CrmSql(dsn)
+    # crm-api's connection settings (JIT off): the comparison is of what runs the same SQL.
     async with asyncpg.create_pool(
-        dsn, min_size=1, max_size=size, init=init_connection, reset=reset_connection
+        dsn,
+        min_size=1,
+        max_size=size,
+        init=init_connection,
+        reset=reset_connection,
+        server_settings=SERVER_SETTINGS,
     ) as pool:
         app.state.pool = pool
         app.state.owner_id = await owner_id(pool)
