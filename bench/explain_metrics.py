@@ -25,6 +25,7 @@ from baseline import FILTER_TYPES, ConnectionReader, CrmSql, init_connection, me
 from metrics_scenarios import METRICS
 from sqlalchemy import Select
 
+from crm_api.core.db import SERVER_SETTINGS
 from crm_api.metrics.params import get_currency, get_window, present
 from crm_api.metrics.service import MetricsService
 
@@ -63,7 +64,8 @@ class ExplainingReader(ConnectionReader):
 
 async def explain(dsn: str, keys: list[str], generic: bool) -> None:
     sql = CrmSql(dsn)
-    connection = await asyncpg.connect(dsn)
+    # crm-api's connection settings (JIT off), as the baseline has them.
+    connection = await asyncpg.connect(dsn, server_settings=SERVER_SETTINGS)
     try:
         await init_connection(connection)
         if generic:
