@@ -40,23 +40,33 @@ class RequestContext:
         return UserService(self.session, self.reader, self.principal, self.authenticator)
 
 
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def _authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
+    authenticator: Authenticator = request.app.state.authenticator
+    header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
+    principal = await authenticator.authenticate(header)
+    if request.method in ("GET", "HEAD"):
+        principal.require_read()
+    return principal
+
+
 async def get_context(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    request: Request, credentials: BearerCredentials
 ) -> AsyncIterator[RequestContext]:
     """Authenticates, then opens the request's session. One dependency rather than several,
     because each dependency FastAPI resolves costs time on every request. The session commits
     after the handler returns and before the response is sent, so a failed commit still
     reaches the client as an error."""
-    state = request.app.state
-    authenticator: Authenticator = state.authenticator
-    header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
-    principal = await authenticator.authenticate(header)
-    if request.method in ("GET", "HEAD"):
-        principal.require_read()
+    principal = await _authenticate(request, credentials)
     db = get_db(request)
     async with db.sessionmaker() as session:
-        yield RequestContext(principal, session, Reader(db, session), authenticator)
+        yield RequestContext(
+            principal, session, Reader(db, session), request.app.state.authenticator
+        )
         if session.in_transaction():
             await session.commit()
 
@@ -71,8 +81,18 @@ async def get_principal(context: ContextDep) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-async def get_reader(context: ContextDep) -> Reader:
-    return context.reader
+async def get_read_principal(request: Request, credentials: BearerCredentials) -> Principal:
+    """The caller of a read-only endpoint, authenticated without opening a session."""
+    return await _authenticate(request, credentials)
+
+
+ReadPrincipal = Annotated[Principal, Depends(get_read_principal)]
+
+
+async def get_reader(request: Request, _: ReadPrincipal) -> Reader:
+    """A read-only endpoint's reader, with no session: a generator dependency and a session
+    per request cost more than a short metrics query (see core.reader)."""
+    return Reader(get_db(request))
 
 
 ReaderDep = Annotated[Reader, Depends(get_reader)]

@@ -1,6 +1,6 @@
 """Liveness and readiness probes."""
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
@@ -10,8 +10,9 @@ from crm_api.core.migrations import current_revisions
 from crm_api.core.openapi import problems
 from crm_api.core.responses import JSONBody
 from crm_api.deps import get_db
+from crm_api.routing import PrefixRouter
 
-router = APIRouter(tags=["health"])
+router = PrefixRouter(tags=["health"])
 
 
 class Health(BaseModel):

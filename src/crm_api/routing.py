@@ -1,4 +1,4 @@
-"""The routes every archivable record resource has, declared once.
+"""Routers, and the routes every archivable record resource has, declared once.
 
 A resource passes its service dependency, its Create/Update/Read schemas and its filter
 dependency; the handlers below stay two lines each and identical across resources.
@@ -12,12 +12,28 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import Scope
 
 from crm_api.core.openapi import CREATE, READ, WRITE
 from crm_api.core.records import RecordService
 from crm_api.core.responses import JSONBody, record_response
 from crm_api.core.schemas import page_of, sent_fields
 from crm_api.deps import IfMatch, ListParamsDep
+
+
+class PrefixRouter(APIRouter):
+    """An APIRouter that rejects a path outside its prefix with one string comparison.
+
+    FastAPI tries the routers of an app in turn, and every route of each in turn; each try costs
+    several microseconds. Without this, a request to the last router paid for trying every route
+    of all the others first (a fifth of a metrics request's time in Python)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        # Under a root_path (behind a proxy) the path carries it: leave those to the full match.
+        if not scope["path"].startswith(self.prefix) and not scope.get("root_path"):
+            return Match.NONE, {}
+        return super().matches(scope)
 
 
 def page_response(

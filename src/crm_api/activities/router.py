@@ -1,16 +1,16 @@
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from crm_api.activities.models import ActivityType
 from crm_api.activities.schemas import ActivityCreate, ActivityRead, ActivityUpdate
 from crm_api.activities.service import ActivityService
 from crm_api.core.schemas import UTCInstant
 from crm_api.deps import TimeRangeFilters, record_service
-from crm_api.routing import add_record_routes
+from crm_api.routing import PrefixRouter, add_record_routes
 
-router = APIRouter(prefix="/v1/activities", tags=["activities"])
+router = PrefixRouter(prefix="/v1/activities", tags=["activities"])
 
 
 async def activity_filters(

@@ -2,7 +2,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from pydantic import Field
 from starlette.responses import Response
 
@@ -12,10 +12,10 @@ from crm_api.core.listing import run_list
 from crm_api.core.openapi import READ
 from crm_api.core.principal import Principal
 from crm_api.core.schemas import ReadModel, SafeStr, page_of
-from crm_api.deps import CurrentPrincipal, ListParamsDep, ReaderDep
-from crm_api.routing import page_response
+from crm_api.deps import ListParamsDep, ReaderDep, ReadPrincipal
+from crm_api.routing import PrefixRouter, page_response
 
-router = APIRouter(prefix="/v1/audit-log", tags=["audit-log"])
+router = PrefixRouter(prefix="/v1/audit-log", tags=["audit-log"])
 
 
 class AuditEntryRead(ReadModel):
@@ -30,7 +30,7 @@ class AuditEntryRead(ReadModel):
     request_id: str | None
 
 
-async def _managers_only(principal: CurrentPrincipal) -> Principal:
+async def _managers_only(principal: ReadPrincipal) -> Principal:
     principal.require_role(Role.admin, Role.manager)
     return principal
 

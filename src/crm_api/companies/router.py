@@ -1,16 +1,16 @@
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from crm_api.companies.schemas import CompanyCreate, CompanyRead, CompanyUpdate
 from crm_api.companies.service import CompanyService
 from crm_api.core.enums import LifecycleStage
 from crm_api.core.schemas import Domain, SafeStr
 from crm_api.deps import SearchText, TimeRangeFilters, record_service
-from crm_api.routing import add_record_routes
+from crm_api.routing import PrefixRouter, add_record_routes
 
-router = APIRouter(prefix="/v1/companies", tags=["companies"])
+router = PrefixRouter(prefix="/v1/companies", tags=["companies"])
 
 
 async def company_filters(

@@ -1,7 +1,7 @@
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from starlette.responses import Response
 
 from crm_api.companies.service import CompanyService
@@ -11,10 +11,10 @@ from crm_api.core.enums import LifecycleStage
 from crm_api.core.openapi import READ
 from crm_api.core.schemas import SafeStr, page_of
 from crm_api.deps import ListParamsDep, SearchText, TimeRangeFilters, record_service
-from crm_api.routing import add_record_routes, page_response
+from crm_api.routing import PrefixRouter, add_record_routes, page_response
 
-router = APIRouter(prefix="/v1/contacts", tags=["contacts"])
-company_contacts_router = APIRouter(prefix="/v1/companies", tags=["companies"])
+router = PrefixRouter(prefix="/v1/contacts", tags=["contacts"])
+company_contacts_router = PrefixRouter(prefix="/v1/companies", tags=["companies"])
 
 contact_service = record_service(ContactService)
 ContactServiceDep = Annotated[ContactService, Depends(contact_service)]

@@ -27,7 +27,7 @@ class InsertBatch:
         rows, self._rows = self._rows, []
         if reader.db.is_sqlite:
             for table, values in rows:
-                await reader.session.execute(insert(table), values)
+                await reader.write_session.execute(insert(table), values)
             return
         shape = tuple((table, tuple(values)) for table, values in rows)
         params = {

@@ -62,20 +62,35 @@ def _compile(db: Database, stmt: Statement) -> _Compiled:
 
 
 class Reader:
-    def __init__(self, db: Database, session: AsyncSession) -> None:
+    """Runs statements for a request. With a session, writes and reads inside its transaction
+    share it. Without one (read-only requests), each statement runs on the raw pool, or on
+    SQLite in a short session of its own: no session to open, commit and close per request."""
+
+    def __init__(self, db: Database, session: AsyncSession | None = None) -> None:
         self.db = db
         self.session = session
 
+    @property
+    def write_session(self) -> AsyncSession:
+        """The session writes go through; a read-only reader has none."""
+        if self.session is None:
+            raise RuntimeError("a read-only Reader cannot write")
+        return self.session
+
     def _pool(self) -> asyncpg.Pool | None:
         """The raw pool, unless the session has a transaction open (then: the session)."""
-        return None if self.session.in_transaction() else self.db.raw_pool
+        if self.session is not None and self.session.in_transaction():
+            return None
+        return self.db.raw_pool
 
     async def all(self, stmt: Select[Any], params: Mapping[str, Any]) -> list[Row]:
         """Rows as dicts."""
         pool = self._pool()
         if pool is None:
-            result = await self.session.execute(stmt, dict(params))
-            return [dict(row) for row in result.mappings()]
+            if self.session is not None:
+                return await _session_rows(self.session, stmt, params)
+            async with self.db.sessionmaker() as session:
+                return await _session_rows(session, stmt, params)
         compiled = _compile(self.db, stmt)
         async with pool.acquire() as connection:
             records = await connection.fetch(compiled.sql, *compiled.args(params))
@@ -87,7 +102,7 @@ class Reader:
         otherwise it joins the session's transaction."""
         pool = self._pool()
         if pool is None:
-            await self.session.execute(stmt, dict(params))
+            await self.write_session.execute(stmt, dict(params))
             return
         compiled = _compile(self.db, stmt)
         async with pool.acquire() as connection:
@@ -100,3 +115,10 @@ class Reader:
     async def scalar(self, stmt: Select[Any], params: Mapping[str, Any]) -> Any:
         row = await self.one(stmt, params)
         return next(iter(row.values())) if row else None
+
+
+async def _session_rows(
+    session: AsyncSession, stmt: Select[Any], params: Mapping[str, Any]
+) -> list[Row]:
+    result = await session.execute(stmt, dict(params))
+    return [dict(row) for row in result.mappings()]

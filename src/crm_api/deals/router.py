@@ -3,7 +3,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from starlette.responses import Response
 
 from crm_api.core.enums import StageKind
@@ -25,10 +25,10 @@ from crm_api.deals.schemas import (
 )
 from crm_api.deals.service import DealService
 from crm_api.deps import IfMatch, TimeRangeFilters, record_service
-from crm_api.routing import add_record_routes, page_response
+from crm_api.routing import PrefixRouter, add_record_routes, page_response
 
-router = APIRouter(prefix="/v1/deals", tags=["deals"])
-board_router = APIRouter(prefix="/v1/pipelines", tags=["pipelines"])
+router = PrefixRouter(prefix="/v1/deals", tags=["deals"])
+board_router = PrefixRouter(prefix="/v1/pipelines", tags=["pipelines"])
 
 deal_service = record_service(DealService)
 Deals = Annotated[DealService, Depends(deal_service)]

@@ -4,7 +4,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from starlette.responses import Response
 
 from crm_api.core.openapi import problems
@@ -33,8 +33,9 @@ from crm_api.metrics.schemas import (
     WinRateMetrics,
 )
 from crm_api.metrics.service import MetricsService
+from crm_api.routing import PrefixRouter
 
-router = APIRouter(prefix="/v1/metrics", tags=["metrics"])
+router = PrefixRouter(prefix="/v1/metrics", tags=["metrics"])
 F = TypeVar("F", bound=Callable[..., Any])
 
 ERRORS = problems(403)

@@ -1,7 +1,7 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from starlette.responses import Response
 
 from crm_api.core.openapi import CREATE, READ, WRITE
@@ -18,9 +18,9 @@ from crm_api.pipelines.schemas import (
     StageUpdate,
 )
 from crm_api.pipelines.service import PipelineService
-from crm_api.routing import page_response
+from crm_api.routing import PrefixRouter, page_response
 
-router = APIRouter(prefix="/v1/pipelines", tags=["pipelines"])
+router = PrefixRouter(prefix="/v1/pipelines", tags=["pipelines"])
 
 
 async def _service(context: ContextDep) -> PipelineService:

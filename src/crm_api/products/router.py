@@ -1,14 +1,14 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from crm_api.core.schemas import Currency, SafeStr
 from crm_api.deps import SearchText, TimeRangeFilters, record_service
 from crm_api.products.schemas import ProductCreate, ProductRead, ProductUpdate
 from crm_api.products.service import ProductService
-from crm_api.routing import add_record_routes
+from crm_api.routing import PrefixRouter, add_record_routes
 
-router = APIRouter(prefix="/v1/products", tags=["products"])
+router = PrefixRouter(prefix="/v1/products", tags=["products"])
 
 
 async def product_filters(

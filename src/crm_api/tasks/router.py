@@ -1,7 +1,7 @@
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from starlette.responses import Response
 
 from crm_api.core.errors import Invalid
@@ -10,12 +10,12 @@ from crm_api.core.openapi import WRITE
 from crm_api.core.responses import record_response
 from crm_api.core.schemas import SafeStr, UTCInstant
 from crm_api.deps import CurrentPrincipal, IfMatch, TimeRangeFilters, record_service
-from crm_api.routing import add_record_routes
+from crm_api.routing import PrefixRouter, add_record_routes
 from crm_api.tasks.models import TaskStatus
 from crm_api.tasks.schemas import TaskCreate, TaskRead, TaskUpdate
 from crm_api.tasks.service import TaskService
 
-router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+router = PrefixRouter(prefix="/v1/tasks", tags=["tasks"])
 
 task_service = record_service(TaskService)
 Tasks = Annotated[TaskService, Depends(task_service)]

@@ -1,7 +1,7 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from starlette.responses import Response
 
 from crm_api.core.errors import Invalid
@@ -10,11 +10,12 @@ from crm_api.core.openapi import READ
 from crm_api.core.responses import JSONBody
 from crm_api.core.schemas import SafeStr
 from crm_api.deps import ReaderDep
+from crm_api.routing import PrefixRouter
 from crm_api.timeline.repository import RecordType, TimelineKind
 from crm_api.timeline.schemas import TimelinePage
 from crm_api.timeline.service import TimelineService
 
-router = APIRouter()
+router = PrefixRouter()
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
 Cursor = Annotated[

@@ -1,7 +1,7 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from starlette.responses import Response
 
 from crm_api.core.enums import Role
@@ -9,7 +9,7 @@ from crm_api.core.openapi import CREATE, READ, WRITE, problems
 from crm_api.core.responses import JSONBody, record_response
 from crm_api.core.schemas import SafeStr, page_of, sent_fields
 from crm_api.deps import CurrentPrincipal, IfMatch, ListParamsDep, UserServiceDep
-from crm_api.routing import page_response
+from crm_api.routing import PrefixRouter, page_response
 from crm_api.users.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -19,8 +19,8 @@ from crm_api.users.schemas import (
     UserUpdate,
 )
 
-router = APIRouter(prefix="/v1/users", tags=["users"])
-keys_router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
+router = PrefixRouter(prefix="/v1/users", tags=["users"])
+keys_router = PrefixRouter(prefix="/v1/api-keys", tags=["api-keys"])
 
 
 @router.get("/me", operation_id="users_me", response_model=UserRead, responses=READ)
