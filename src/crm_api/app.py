@@ -28,6 +28,7 @@ from crm_api.core.migrations import head_revisions
 from crm_api.core.openapi import build_openapi
 from crm_api.deals.router import board_router
 from crm_api.deals.router import router as deals_router
+from crm_api.feed.router import router as events_router
 from crm_api.health import router as health_router
 from crm_api.metrics.router import router as metrics_router
 from crm_api.pipelines.router import router as pipelines_router
@@ -65,6 +66,10 @@ TAGS = [
     {"name": "users", "description": "Users and roles."},
     {"name": "api-keys", "description": "API keys: hashed, scoped, revocable."},
     {"name": "audit-log", "description": "Who changed what, before and after."},
+    {
+        "name": "events",
+        "description": "The change feed: every committed change, in order, resumable.",
+    },
     {"name": "health", "description": "Probes for orchestrators."},
 ]
 
@@ -113,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         users_router,
         keys_router,
         audit_router,
+        events_router,
         health_router,
     ):
         app.include_router(router)

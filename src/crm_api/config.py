@@ -31,6 +31,9 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a verified API key is trusted in-process before it is re-read.",
     )
+    event_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="How long the change feed keeps events."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(default=True, description="Log one JSON line per request.")
 

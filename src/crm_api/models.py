@@ -5,7 +5,7 @@ from crm_api.companies.models import Company
 from crm_api.contacts.models import Contact, LifecycleChange
 from crm_api.core.audit import AuditEntry
 from crm_api.core.db import Base
-from crm_api.core.events import Event
+from crm_api.core.events import Event, FeedState
 from crm_api.deals.models import Deal, DealContact, DealStageChange, LineItem
 from crm_api.pipelines.models import Pipeline, Stage
 from crm_api.products.models import Product
@@ -25,6 +25,7 @@ __all__ = [
     "DealContact",
     "DealStageChange",
     "Event",
+    "FeedState",
     "LifecycleChange",
     "LineItem",
     "Pipeline",

@@ -360,7 +360,7 @@ class TestEventsMatchAudit:
                     await session.execute(
                         select(Event.__table__)
                         .where(Event.entity_type == "contact")
-                        .order_by(Event.sequence)
+                        .order_by(Event.outbox_id)
                     )
                 )
                 .mappings()
@@ -373,6 +373,6 @@ class TestEventsMatchAudit:
             ("contact.restored", contact["id"]),
         ]
         assert events[1]["changed_fields"] == ["first_name"]
-        sequences = [e["sequence"] for e in events]
+        sequences = [e["outbox_id"] for e in events]
         assert sequences == sorted(sequences)
         assert len(set(sequences)) == 4

@@ -68,6 +68,11 @@ class PreconditionFailed(DomainError):
     slug = "precondition-failed"
 
 
+class Gone(DomainError):
+    status = HTTPStatus.GONE
+    slug = "cursor-expired"
+
+
 class Forbidden(DomainError):
     status = HTTPStatus.FORBIDDEN
     slug = "forbidden"

@@ -182,8 +182,8 @@ def encode_cursor(sort: str, values: list[Any]) -> str:
     return base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
 
 
-def decode_cursor(cursor: str, sort: str, key: SortKey) -> list[Any]:
-    bad = Invalid("The cursor is not valid.", [("query.cursor", "malformed or foreign cursor")])
+def decode_cursor(cursor: str, sort: str, key: SortKey, field: str = "query.cursor") -> list[Any]:
+    bad = Invalid("The cursor is not valid.", [(field, "malformed or foreign cursor")])
     try:
         payload = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         values = payload["v"]

@@ -14,6 +14,7 @@ _DESCRIPTIONS = {
     404: "No such record",
     409: "Conflicts with the current state (uniqueness, archived record)",
     412: "If-Match names a stale version",
+    410: "The cursor points to events past retention: resync, then take a new cursor",
     413: "Request body too large",
     422: "Invalid input; `errors` names each field",
     500: "Unexpected server error",
