@@ -1,9 +1,13 @@
 """The inserts that make up one change, sent to the database together.
 
-A create writes the record, its history rows, its audit row and its outbox event. On
+A create writes the record, its history rows, its audit row and its outbox events. On
 PostgreSQL they go as one statement (a chain of data-modifying CTEs): one round trip instead
 of one per row, and atomic even on its own. SQLite cannot put DML in a CTE, so there they go
 one by one, inside the session's transaction all the same.
+
+The CTEs of one statement run in no defined order, so rows that must keep their order (a
+change's events, whose ids number them) go in one multi-row INSERT per table and columns, whose
+rows are inserted in the order given.
 """
 
 from functools import lru_cache
@@ -13,7 +17,8 @@ from sqlalchemy import Insert, Table, bindparam, insert
 
 from crm_api.core.reader import Reader
 
-_Shape = tuple[tuple[Table, tuple[str, ...]], ...]
+_Shape = tuple[tuple[Table, tuple[str, ...], tuple[int, ...]], ...]
+"""Per (table, columns), in order of first appearance: the indexes of its rows."""
 
 
 class InsertBatch:
@@ -29,7 +34,12 @@ class InsertBatch:
             for table, values in rows:
                 await reader.write_session.execute(insert(table), values)
             return
-        shape = tuple((table, tuple(values)) for table, values in rows)
+        groups: dict[tuple[Table, tuple[str, ...]], list[int]] = {}
+        for index, (table, values) in enumerate(rows):
+            groups.setdefault((table, tuple(values)), []).append(index)
+        shape = tuple(
+            (table, columns, tuple(indexes)) for (table, columns), indexes in groups.items()
+        )
         params = {
             f"p{i}_{column}": value
             for i, (_, values) in enumerate(rows)
@@ -43,12 +53,15 @@ def _chained_insert(shape: _Shape) -> Insert:
     """One INSERT per (table, columns), the first ones as CTEs of the last; built once per shape
     so SQLAlchemy compiles it once."""
 
-    def insert_of(index: int, table: Table, columns: tuple[str, ...]) -> Insert:
-        values = {c: bindparam(f"p{index}_{c}", type_=table.c[c].type) for c in columns}
-        return insert(table).values(values)
+    def insert_of(table: Table, columns: tuple[str, ...], indexes: tuple[int, ...]) -> Insert:
+        rows = [
+            {c: bindparam(f"p{index}_{c}", type_=table.c[c].type) for c in columns}
+            for index in indexes
+        ]
+        return insert(table).values(rows)
 
-    *leading, (last_table, last_columns) = shape
-    statement = insert_of(len(leading), last_table, last_columns)
-    for index, (table, columns) in enumerate(leading):
-        statement = statement.add_cte(insert_of(index, table, columns).cte(f"w{index}"))
+    *leading, last = shape
+    statement = insert_of(*last)
+    for number, group in enumerate(leading):
+        statement = statement.add_cte(insert_of(*group).cte(f"w{number}"))
     return statement

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.core.audit import diff
 from crm_api.core.batch import InsertBatch
-from crm_api.core.changes import record_change
+from crm_api.core.changes import add_event, record_change
 from crm_api.core.concurrency import Versions, check_version
 from crm_api.core.db import lock_for_write
 from crm_api.core.enums import Role
@@ -257,6 +257,13 @@ class RecordService:
         """The API representation of a raw table row (without re-reading it)."""
         return self.kind.to_read(row)
 
+    async def domain_events(
+        self, before: Row | None, after: Row, record: dict[str, Any]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Events that name what a change means (`deal.won`, `task.completed`), as (action,
+        data), written besides the `<entity>.<action>` event every change has."""
+        return []
+
     # -- shared steps --------------------------------------------------------------------------
 
     def _columns_of(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -354,4 +361,6 @@ class RecordService:
             data=record,
             at=at,
         )
+        for event_action, data in await self.domain_events(before, after, record):
+            add_event(batch, self.kind.entity_type, event_action, after["id"], data, at)
         return record

@@ -191,6 +191,21 @@ class DealService(RecordService):
                 },
             )
 
+    async def domain_events(
+        self, before: Row | None, after: Row, record: dict[str, Any]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """`stage_changed` on a move; `won` and `lost` on entering that status, with the whole
+        company, so an ERP can create the order from the event alone."""
+        happened: list[tuple[str, dict[str, Any]]] = []
+        if before is not None and before["stage_id"] != after["stage_id"]:
+            happened.append(("stage_changed", record))
+        status = after["status"]
+        if status != StageKind.open and status != (before["status"] if before else None):
+            company_id = after["company_id"]
+            company = await self._companies().get(company_id) if company_id else None
+            happened.append((status, {**record, "company": company}))
+        return happened
+
     async def represent(self, row: Row) -> dict[str, Any]:
         stage = await self._stage(row["stage_id"], "body.stage_id")
         company_id = row["company_id"]

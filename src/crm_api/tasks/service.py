@@ -30,6 +30,14 @@ class TaskService(RecordService):
         super().__init__(*args, **kwargs)
         self._linked_before: Row = {}
 
+    async def domain_events(
+        self, before: Row | None, after: Row, record: dict[str, Any]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        done = after["status"] == TaskStatus.done
+        if done and (before is None or before["status"] != TaskStatus.done):
+            return [("completed", record)]
+        return []
+
     async def create(self, values: dict[str, Any]) -> dict[str, Any]:
         task = await super().create(values)
         await self._refresh_next_tasks(task)
