@@ -182,10 +182,7 @@ async def test_a_cursor_past_retention_is_gone(admin: Actor, db: Database) -> No
 
 
 def _event(name: str) -> dict[str, Any]:
-    return event_row(
-        type="test.written", entity_type="test", entity_id=uuid7(), data={"name": name},
-        at=utcnow(),
-    )  # fmt: skip
+    return event_row("test", "written", uuid7(), {"name": name}, utcnow())
 
 
 async def test_an_event_that_commits_late_is_placed_after_the_earlier_commits(

@@ -35,28 +35,7 @@ def record_change(
         ),
     )
     changed_fields = sorted(changes) if action == "updated" else None
-    add_event(batch, entity_type, action, entity_id, data, at, changed_fields)
-
-
-def add_event(
-    batch: InsertBatch,
-    entity_type: str,
-    action: str,
-    entity_id: UUID,
-    data: dict[str, Any],
-    at: datetime,
-    changed_fields: list[str] | None = None,
-) -> None:
-    """Adds the outbox event `<entity_type>.<action>` to `batch`."""
-    row = event_row(
-        type=f"{entity_type}.{action}",
-        entity_type=entity_type,
-        entity_id=entity_id,
-        data=data,
-        at=at,
-        changed_fields=changed_fields,
-    )
-    batch.add(events, row)
+    batch.add(events, event_row(entity_type, action, entity_id, data, at, changed_fields))
 
 
 async def write_change(reader: Reader, **change: Any) -> None:

@@ -59,17 +59,17 @@ feed_state = table_of(FeedState)
 
 
 def event_row(
-    *,
-    type: str,
     entity_type: str,
+    action: str,
     entity_id: UUID,
     data: dict[str, Any],
     at: datetime,
     changed_fields: list[str] | None = None,
 ) -> dict[str, Any]:
+    """The outbox row of the event `<entity_type>.<action>`."""
     return {
         "id": uuid7(),
-        "type": type,
+        "type": f"{entity_type}.{action}",
         "entity_type": entity_type,
         "entity_id": entity_id,
         "occurred_at": at,

@@ -19,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.core.audit import diff
 from crm_api.core.batch import InsertBatch
-from crm_api.core.changes import add_event, record_change
+from crm_api.core.changes import record_change
 from crm_api.core.concurrency import Versions, check_version
 from crm_api.core.db import lock_for_write
 from crm_api.core.enums import Role
 from crm_api.core.errors import Conflict, Invalid, NotFound, PreconditionFailed
+from crm_api.core.events import event_row, events
 from crm_api.core.ids import utcnow, uuid7
 from crm_api.core.integrity import is_unique_violation
 from crm_api.core.listing import ListParams, ListResult, ListSpec, run_list
@@ -362,5 +363,6 @@ class RecordService:
             at=at,
         )
         for event_action, data in await self.domain_events(before, after, record):
-            add_event(batch, self.kind.entity_type, event_action, after["id"], data, at)
+            event = event_row(self.kind.entity_type, event_action, after["id"], data, at)
+            batch.add(events, event)
         return record
