@@ -30,6 +30,7 @@ from crm_api.deals.router import board_router
 from crm_api.deals.router import router as deals_router
 from crm_api.feed.router import router as events_router
 from crm_api.health import router as health_router
+from crm_api.idempotency.guard import Replay
 from crm_api.metrics.router import router as metrics_router
 from crm_api.pipelines.router import router as pipelines_router
 from crm_api.products.router import router as products_router
@@ -180,6 +181,11 @@ def _add_problem_handlers(app: FastAPI) -> None:
             request_id=request_id_var.get(),
         )
 
+    async def replay(_: Request, error: Exception) -> Response:
+        assert isinstance(error, Replay)
+        return error.response()
+
+    app.add_exception_handler(Replay, replay)
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)

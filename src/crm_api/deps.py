@@ -15,6 +15,7 @@ from crm_api.core.principal import Principal
 from crm_api.core.reader import Reader
 from crm_api.core.records import RecordService
 from crm_api.core.schemas import SafeStr, UTCInstant
+from crm_api.idempotency import guard as idempotency
 from crm_api.users.auth import Authenticator
 from crm_api.users.service import UserService
 
@@ -60,15 +61,22 @@ async def get_context(
     """Authenticates, then opens the request's session. One dependency rather than several,
     because each dependency FastAPI resolves costs time on every request. The session commits
     after the handler returns and before the response is sent, so a failed commit still
-    reaches the client as an error."""
+    reaches the client as an error; a write's Idempotency-Key and response commit with it."""
     principal = await _authenticate(request, credentials)
     db = get_db(request)
     async with db.sessionmaker() as session:
-        yield RequestContext(
-            principal, session, Reader(db, session), request.app.state.authenticator
-        )
-        if session.in_transaction():
-            await session.commit()
+        held = await idempotency.claim(request, principal, session, postgres=not db.is_sqlite)
+        try:
+            yield RequestContext(
+                principal, session, Reader(db, session), request.app.state.authenticator
+            )
+            if held is not None:
+                await idempotency.settle(session, held)
+            if session.in_transaction():
+                await session.commit()
+        finally:
+            if held is not None:
+                idempotency.release(held)
 
 
 ContextDep = Annotated[RequestContext, Depends(get_context, scope="function")]

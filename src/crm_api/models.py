@@ -7,6 +7,7 @@ from crm_api.core.audit import AuditEntry
 from crm_api.core.db import Base
 from crm_api.core.events import Event, FeedState
 from crm_api.deals.models import Deal, DealContact, DealStageChange, LineItem
+from crm_api.idempotency.models import IdempotencyKey
 from crm_api.pipelines.models import Pipeline, Stage
 from crm_api.products.models import Product
 from crm_api.tasks.models import Task
@@ -26,6 +27,7 @@ __all__ = [
     "DealStageChange",
     "Event",
     "FeedState",
+    "IdempotencyKey",
     "LifecycleChange",
     "LineItem",
     "Pipeline",

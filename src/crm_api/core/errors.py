@@ -53,6 +53,11 @@ class DomainError(Exception):
         self.extra = extra
 
 
+class BadRequest(DomainError):
+    status = HTTPStatus.BAD_REQUEST
+    slug = "bad-request"
+
+
 class NotFound(DomainError):
     status = HTTPStatus.NOT_FOUND
     slug = "not-found"

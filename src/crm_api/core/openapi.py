@@ -51,4 +51,38 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     components["Problem"].pop("$defs", None)
     components["FieldError"] = FieldError.model_json_schema()
+    _declare_idempotency(schema)
     return schema
+
+
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Makes a retry safe: the same key with the same request within 24 h gets the "
+    "first response again (with `Idempotent-Replayed: true`) instead of running twice; with "
+    "another request, 422; while the first still runs, 409. Per API key; 1 to 255 visible "
+    "ASCII characters (400 otherwise).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+_REPLAYED = {
+    "description": "`true` when this is the stored response of an earlier request.",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+
+
+def _declare_idempotency(schema: dict[str, Any]) -> None:
+    """Every write takes `Idempotency-Key` (see crm_api.idempotency.guard)."""
+    extra = problems(400, 409)
+    for path_item in schema.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method not in ("post", "put", "patch", "delete"):
+                continue
+            operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY)
+            responses = operation["responses"]
+            for code, response in responses.items():
+                if code.startswith("2"):
+                    response.setdefault("headers", {})["Idempotent-Replayed"] = _REPLAYED
+            for code, response in extra.items():
+                responses.setdefault(str(code), response)
+            operation["responses"] = dict(sorted(responses.items()))

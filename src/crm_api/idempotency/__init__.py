@@ -1,0 +1,1 @@
+"""`Idempotency-Key`: a retried write replays its first response instead of running again."""
