@@ -36,7 +36,13 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, access_log=False, default_phone_region="US")
+    # The worker runs where a test starts it, not behind every test in the app.
+    return Settings(
+        database_url=database_url,
+        access_log=False,
+        default_phone_region="US",
+        in_process_worker=False,
+    )
 
 
 @pytest.fixture(scope="session")

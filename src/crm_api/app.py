@@ -1,5 +1,6 @@
 """The application factory: routers, problem handlers, middleware and lifespan."""
 
+import asyncio
 import gc
 import logging
 import re
@@ -39,6 +40,7 @@ from crm_api.timeline.router import router as timeline_router
 from crm_api.users.auth import Authenticator
 from crm_api.users.router import keys_router
 from crm_api.users.router import router as users_router
+from crm_api.worker.runner import Worker
 
 log = logging.getLogger("crm_api")
 
@@ -86,7 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Freezing it keeps the collector from re-scanning it: full collections otherwise cost
         # ~100 ms each under load and set the p99 latency.
         gc.freeze()
-        yield
+        async with _in_process_worker(db, settings):
+            yield
         await db.close()
 
     app = FastAPI(
@@ -135,6 +138,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+@asynccontextmanager
+async def _in_process_worker(db: Database, settings: Settings) -> AsyncIterator[None]:
+    """The embedded default runs the worker in the server process (see Settings)."""
+    if not settings.in_process_worker:
+        yield
+        return
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(db, settings).run(stop), name="crm-api-worker")
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 def _add_problem_handlers(app: FastAPI) -> None:

@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from crm_api.core.principal import ALL_SCOPES
 from crm_api.core.reader import Reader
 from crm_api.users.schemas import UserCreate
 from crm_api.users.service import UserService
+from crm_api.worker.runner import Worker
 
 DEFAULT_OPENAPI_PATH = Path("openapi/openapi.json")
 
@@ -62,6 +64,24 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from crm_api.server import serve
 
     serve(args.host, args.port, args.workers)
+
+
+def cmd_worker(_: argparse.Namespace) -> None:
+    settings = get_settings()
+
+    async def work() -> None:
+        db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        await db.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await Worker(db, settings).run(stop)
+        finally:
+            await db.close()
+
+    asyncio.run(work())
 
 
 def cmd_quickstart(args: argparse.Namespace) -> None:
@@ -137,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="migrate the database to head").set_defaults(
         run=cmd_migrate
     )
+    commands.add_parser(
+        "worker", help="run the background worker (feed, retention) until SIGTERM"
+    ).set_defaults(run=cmd_worker)
 
     create_user = commands.add_parser("create-user", help="create a user; prints its id")
     create_user.add_argument("--email", required=True)

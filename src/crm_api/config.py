@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     event_retention_days: int = Field(
         default=30, ge=1, le=3650, description="How long the change feed keeps events."
     )
+    in_process_worker: bool = Field(
+        default=True,
+        description="Run the background worker inside each `serve` process (the embedded "
+        "default); production turns it off and runs `crm-api worker` processes.",
+    )
+    worker_interval_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often the worker looks for work."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(default=True, description="Log one JSON line per request.")
 

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
+from crm_api.core.db import Database
 from crm_api.core.errors import BadRequest, Conflict, Invalid
 from crm_api.core.ids import utcnow
 from crm_api.core.principal import Principal
@@ -155,9 +156,11 @@ def captures_response(
     return endpoint_capturing
 
 
-async def purge_expired_keys(session: AsyncSession) -> int:
+async def purge_expired_keys(db: Database) -> int:
     """Deletes keys past retention; returns how many."""
     expired = idempotency_keys.c.created_at <= utcnow() - RETENTION
-    result = await session.execute(delete(idempotency_keys).where(expired))
+    async with db.sessionmaker() as session:
+        result = await session.execute(delete(idempotency_keys).where(expired))
+        await session.commit()
     count: int = result.rowcount  # type: ignore[attr-defined]
     return count

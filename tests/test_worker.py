@@ -1,0 +1,112 @@
+"""The background worker: it places committed events in the feed and applies retention, in a
+`crm-api worker` process, inside `serve` (the embedded default), or one round at a time."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from crm_api.app import create_app
+from crm_api.config import Settings
+from crm_api.core.db import Database
+from crm_api.core.events import event_row, events, feed_state
+from crm_api.core.ids import utcnow, uuid7
+from crm_api.idempotency.models import idempotency_keys
+from crm_api.worker.runner import Worker
+from tests.conftest import Actor
+
+
+async def add_event(db: Database, name: str) -> None:
+    async with db.sessionmaker() as session:
+        await session.execute(
+            insert(events), event_row("test", "written", uuid7(), {"n": name}, utcnow())
+        )
+        await session.commit()
+
+
+async def sequences(db: Database) -> list[int | None]:
+    async with db.sessionmaker() as session:
+        rows = await session.execute(select(events.c.sequence).order_by(events.c.outbox_id))
+        return [row[0] for row in rows]
+
+
+async def test_a_round_places_events_and_applies_retention(
+    admin: Actor, db: Database, settings: Settings
+) -> None:
+    await admin.client.post(
+        "/v1/companies", json={"name": "Acme"}, headers={"Idempotency-Key": "k"}
+    )
+    await add_event(db, "a")
+    assert None in await sequences(db)
+    worker = Worker(db, settings)
+    await worker.tick()
+    placed = await sequences(db)
+    assert placed == list(range(1, len(placed) + 1))
+
+    async with db.sessionmaker() as session:
+        old = utcnow() - timedelta(days=settings.event_retention_days, seconds=1)
+        await session.execute(update(events).values(occurred_at=old))
+        await session.execute(update(idempotency_keys).values(created_at=old))
+        await session.commit()
+    await add_event(db, "b")
+    await Worker(db, settings).tick()
+    assert await sequences(db) == [len(placed) + 1]
+    async with db.sessionmaker() as session:
+        assert await session.scalar(select(feed_state.c.position)) == len(placed)
+        assert await session.scalar(select(func.count()).select_from(idempotency_keys)) == 0
+
+
+async def test_serve_runs_the_worker_in_process(db: Database, settings: Settings) -> None:
+    embedded = create_app(replace_settings(settings, in_process_worker=True))
+    async with embedded.router.lifespan_context(embedded):
+        await add_event(db, "placed by the embedded worker")
+        await wait_for(lambda: sequences(db), lambda found: None not in found)
+
+
+def test_the_worker_command_places_events_and_stops_on_sigterm(
+    db: Database, settings: Settings
+) -> None:
+    env = {
+        **os.environ,
+        "CRM_DATABASE_URL": settings.database_url,
+        "CRM_WORKER_INTERVAL_SECONDS": "0.1",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "crm_api.cli", "worker"], env=env, stderr=subprocess.PIPE
+    )
+    try:
+        asyncio.run(_placed_by_another_process(settings.database_url))
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=30)
+    assert worker.returncode == 0, stderr.decode()
+
+
+async def _placed_by_another_process(url: str) -> None:
+    db = Database(url)
+    await db.start()
+    try:
+        await add_event(db, "placed by crm-api worker")
+        await wait_for(lambda: sequences(db), lambda found: None not in found)
+    finally:
+        await db.close()
+
+
+def replace_settings(settings: Settings, **changes: Any) -> Settings:
+    return settings.model_copy(update={**changes, "worker_interval_seconds": 0.05})
+
+
+async def wait_for(read: Any, done: Any) -> None:
+    """Polls `read` until `done` holds of what it found, for up to 20 s."""
+    found = None
+    for _ in range(400):
+        found = await read()
+        if done(found):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still not done: {found}")
