@@ -42,6 +42,7 @@ def settings(database_url: str) -> Settings:
         access_log=False,
         default_phone_region="US",
         in_process_worker=False,
+        webhook_allow_private_targets=True,
     )
 
 

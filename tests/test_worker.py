@@ -9,6 +9,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy import func, insert, select, update
 
 from crm_api.app import create_app
@@ -16,6 +17,7 @@ from crm_api.config import Settings
 from crm_api.core.db import Database
 from crm_api.core.events import event_row, events, feed_state
 from crm_api.core.ids import utcnow, uuid7
+from crm_api.feed.sequencer import PURGED_THROUGH
 from crm_api.idempotency.models import idempotency_keys
 from crm_api.worker.runner import Worker
 from tests.conftest import Actor
@@ -43,8 +45,8 @@ async def test_a_round_places_events_and_applies_retention(
     )
     await add_event(db, "a")
     assert None in await sequences(db)
-    worker = Worker(db, settings)
-    await worker.tick()
+    async with httpx.AsyncClient() as client:
+        await Worker(db, settings, client).tick()
     placed = await sequences(db)
     assert placed == list(range(1, len(placed) + 1))
 
@@ -54,10 +56,12 @@ async def test_a_round_places_events_and_applies_retention(
         await session.execute(update(idempotency_keys).values(created_at=old))
         await session.commit()
     await add_event(db, "b")
-    await Worker(db, settings).tick()
+    async with httpx.AsyncClient() as client:
+        await Worker(db, settings, client).tick()
     assert await sequences(db) == [len(placed) + 1]
     async with db.sessionmaker() as session:
-        assert await session.scalar(select(feed_state.c.position)) == len(placed)
+        mark = select(feed_state.c.position).where(feed_state.c.name == PURGED_THROUGH)
+        assert await session.scalar(mark) == len(placed)
         assert await session.scalar(select(func.count()).select_from(idempotency_keys)) == 0
 
 

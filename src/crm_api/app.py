@@ -40,7 +40,8 @@ from crm_api.timeline.router import router as timeline_router
 from crm_api.users.auth import Authenticator
 from crm_api.users.router import keys_router
 from crm_api.users.router import router as users_router
-from crm_api.worker.runner import Worker
+from crm_api.webhooks.router import router as webhooks_router
+from crm_api.worker.runner import run_worker
 
 log = logging.getLogger("crm_api")
 
@@ -72,6 +73,10 @@ TAGS = [
     {
         "name": "events",
         "description": "The change feed: every committed change, in order, resumable.",
+    },
+    {
+        "name": "webhooks",
+        "description": "Signed (Standard Webhooks), retried deliveries of the feed's events.",
     },
     {"name": "health", "description": "Probes for orchestrators."},
 ]
@@ -123,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keys_router,
         audit_router,
         events_router,
+        webhooks_router,
         health_router,
     ):
         app.include_router(router)
@@ -147,7 +153,7 @@ async def _in_process_worker(db: Database, settings: Settings) -> AsyncIterator[
         yield
         return
     stop = asyncio.Event()
-    task = asyncio.create_task(Worker(db, settings).run(stop), name="crm-api-worker")
+    task = asyncio.create_task(run_worker(db, settings, stop), name="crm-api-worker")
     try:
         yield
     finally:

@@ -19,7 +19,7 @@ from crm_api.core.principal import ALL_SCOPES
 from crm_api.core.reader import Reader
 from crm_api.users.schemas import UserCreate
 from crm_api.users.service import UserService
-from crm_api.worker.runner import Worker
+from crm_api.worker.runner import run_worker
 
 DEFAULT_OPENAPI_PATH = Path("openapi/openapi.json")
 
@@ -77,7 +77,7 @@ def cmd_worker(_: argparse.Namespace) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         try:
-            await Worker(db, settings).run(stop)
+            await run_worker(db, settings, stop)
         finally:
             await db.close()
 

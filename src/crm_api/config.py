@@ -34,6 +34,20 @@ class Settings(BaseSettings):
     event_retention_days: int = Field(
         default=30, ge=1, le=3650, description="How long the change feed keeps events."
     )
+    webhook_allow_private_targets: bool = Field(
+        default=False,
+        description="Let webhooks go to private, loopback and link-local addresses (tests, "
+        "closed networks). Off, such targets are refused (SSRF).",
+    )
+    webhook_secret_overlap_hours: float = Field(
+        default=24, ge=0, le=720, description="How long a rotated-out secret still signs."
+    )
+    webhook_disable_after_days: float = Field(
+        default=5, gt=0, le=90, description="A subscription failing this long is disabled."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10, gt=0, le=60, description="How long a webhook endpoint has to answer."
+    )
     in_process_worker: bool = Field(
         default=True,
         description="Run the background worker inside each `serve` process (the embedded "

@@ -12,6 +12,7 @@ from crm_api.pipelines.models import Pipeline, Stage
 from crm_api.products.models import Product
 from crm_api.tasks.models import Task
 from crm_api.users.models import ApiKey, User
+from crm_api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 metadata = Base.metadata
 
@@ -35,5 +36,8 @@ __all__ = [
     "Stage",
     "Task",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "metadata",
 ]

@@ -75,7 +75,8 @@ async def place_committed(db: Database, *, wait: bool = True) -> int:
     return placed
 
 
-def _set_position(db: Database) -> Insert:
+def set_position(db: Database) -> Insert:
+    """Upserts a named feed position (`name`, `position` parameters)."""
     insert = (sqlite.insert if db.is_sqlite else postgresql.insert)(feed_state)
     return insert.on_conflict_do_update(
         index_elements=[feed_state.c.name], set_={"position": insert.excluded.position}
@@ -91,7 +92,7 @@ async def purge_expired(db: Database, now: datetime, retention_days: int) -> int
         if last is not None:
             # By position, not time: everything up to the mark is gone, everything after kept.
             await session.execute(delete(events).where(events.c.sequence <= last))
-            await session.execute(_set_position(db), {"name": PURGED_THROUGH, "position": last})
+            await session.execute(set_position(db), {"name": PURGED_THROUGH, "position": last})
         mark: int = (await session.execute(PURGE_MARK)).scalar_one()
         await session.commit()
     return mark

@@ -1,8 +1,10 @@
-"""The worker loop: places committed events in the feed, and applies retention.
+"""The worker loop: places committed events in the feed, fans them out to webhook
+subscriptions, sends the deliveries that are due, and applies retention.
 
-Every step is safe to run in several processes at once (the feed's sequencer takes turns on a
-lock; deletions by age are idempotent), so `crm-api worker` scales out, and the worker inside
-each `serve` process of the embedded default needs no coordination either.
+Every step is safe to run in several processes at once (the sequencer and the fan-out take
+turns on locks, deliveries are claimed with SKIP LOCKED, deletions by age are idempotent), so
+`crm-api worker` scales out, and the worker inside each `serve` process of the embedded default
+needs no coordination either.
 """
 
 import asyncio
@@ -10,25 +12,32 @@ import logging
 import time
 from contextlib import suppress
 
+import httpx
+
 from crm_api.config import Settings
 from crm_api.core.db import Database
 from crm_api.core.ids import utcnow
 from crm_api.feed.sequencer import place_committed, purge_expired
 from crm_api.idempotency.guard import purge_expired_keys
+from crm_api.webhooks.delivery import SEND_BATCH, deliver_due, fan_out
 
 log = logging.getLogger("crm_api.worker")
 RETENTION_EVERY_SECONDS = 3600.0
 
 
 class Worker:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, client: httpx.AsyncClient) -> None:
         self.db = db
         self.settings = settings
+        self.client = client
         self._retention_due = 0.0
 
     async def tick(self) -> None:
         """One round of every job that has work."""
         await place_committed(self.db)
+        await fan_out(self.db)
+        while await deliver_due(self.db, self.client, self.settings) == SEND_BATCH:
+            pass
         if time.monotonic() >= self._retention_due:
             await purge_expired(self.db, utcnow(), self.settings.event_retention_days)
             await purge_expired_keys(self.db)
@@ -43,3 +52,9 @@ class Worker:
                 log.exception("worker round failed; retrying")
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.worker_interval_seconds)
+
+
+async def run_worker(db: Database, settings: Settings, stop: asyncio.Event) -> None:
+    """A worker with its own HTTP client (no redirects followed), until `stop` is set."""
+    async with httpx.AsyncClient(follow_redirects=False) as client:
+        await Worker(db, settings, client).run(stop)

@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions, Standard Webhooks signatures, and at-least-once delivery."""

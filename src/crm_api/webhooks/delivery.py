@@ -1,0 +1,313 @@
+"""The worker's webhook jobs: fan the feed's events out to subscriptions, and send what is due.
+
+Fan-out follows the feed (positions are final once placed) from a mark kept in `feed_state`,
+one run at a time, and writes one delivery per event and matching subscription (only events
+that occurred after the subscription was made). Sending claims due deliveries (`FOR UPDATE SKIP
+LOCKED` on PostgreSQL, so workers side by side never take the same one; SQLite has a single
+writer) by pushing their next attempt a lease ahead, sends them, and records the outcome. A
+worker that dies mid-send leaves its deliveries to be taken again when the lease runs out: at
+least once, always with the same `webhook-id`.
+"""
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.config import Settings
+from crm_api.core.changes import write_change
+from crm_api.core.db import Database, lock_for_write
+from crm_api.core.events import events, feed_state
+from crm_api.core.ids import utcnow, uuid7
+from crm_api.core.reader import Reader, Row
+from crm_api.core.responses import dump_json
+from crm_api.feed.repository import EVENT_COLUMNS
+from crm_api.feed.sequencer import set_position
+from crm_api.webhooks.models import attempts, deliveries, subscriptions
+from crm_api.webhooks.schemas import DeliveryStatus
+from crm_api.webhooks.service import ENTITY, public
+from crm_api.webhooks.signing import signature_header
+from crm_api.webhooks.targets import RefusedTarget, check_target
+
+FANNED_OUT = "webhooks_fanned_out"  # feed_state: the last feed position fanned out
+FAN_OUT_BATCH = 500
+SEND_BATCH = 8
+LEASE = timedelta(minutes=2)  # longer than any send (the timeout is at most 60 s)
+# Delays after each failed attempt: 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, then 8 h
+# thrice; 11 attempts over about 32 h. Each is jittered ±20% so endpoints that failed together
+# are not all retried together.
+RETRY_DELAYS = (30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800, 28800)
+MAX_RETRY_AFTER = timedelta(hours=24)
+_LOCK = text("SELECT pg_advisory_xact_lock(7364930202)")
+_SUBSCRIPTION = subscriptions.c
+
+
+async def fan_out(db: Database) -> int:
+    """Writes the deliveries of events placed since the last run; returns how many events."""
+    done = 0
+    while True:
+        async with db.sessionmaker() as session:
+            if db.is_sqlite:
+                await lock_for_write(session)
+            else:
+                await session.execute(_LOCK)
+            mark = await session.scalar(
+                select(feed_state.c.position).where(feed_state.c.name == FANNED_OUT)
+            )
+            page = select(*EVENT_COLUMNS).where(events.c.sequence > (mark or 0))
+            found = await session.execute(page.order_by(events.c.sequence).limit(FAN_OUT_BATCH))
+            rows = [dict(row) for row in found.mappings()]
+            if not rows:
+                return done
+            active = await session.execute(select(subscriptions).where(_SUBSCRIPTION.active))
+            targets = [dict(row) for row in active.mappings()]
+            now = utcnow()
+            new = [
+                _delivery(event, target["id"], now)
+                for event in rows
+                for target in targets
+                if _wants(target, event)
+            ]
+            if new:
+                await session.execute(insert(deliveries), new)
+            mark_row = {"name": FANNED_OUT, "position": rows[-1]["sequence"]}
+            await session.execute(set_position(db), mark_row)
+            await session.commit()
+        done += len(rows)
+        if len(rows) < FAN_OUT_BATCH:
+            return done
+
+
+def _wants(subscription: Row, event: Row) -> bool:
+    types = subscription["event_types"]
+    wanted = not types or event["type"] in types
+    return wanted and event["occurred_at"] >= subscription["created_at"]
+
+
+def _delivery(event: Row, subscription_id: Any, now: datetime) -> dict[str, Any]:
+    return {
+        "id": uuid7(),
+        "subscription_id": subscription_id,
+        "event_id": event["id"],
+        "event_type": event["type"],
+        "event_sequence": event["sequence"],
+        "payload": orjson.loads(dump_json(event)),
+        "status": DeliveryStatus.pending,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "last_status_code": None,
+        "last_error": None,
+        "created_at": now,
+        "delivered_at": None,
+    }
+
+
+_CLAIMED = select(
+    deliveries,
+    _SUBSCRIPTION.url,
+    _SUBSCRIPTION.secret,
+    _SUBSCRIPTION.previous_secret,
+    _SUBSCRIPTION.previous_secret_expires_at,
+).join_from(deliveries, subscriptions, _SUBSCRIPTION.id == deliveries.c.subscription_id)
+
+
+async def claim_due(db: Database) -> list[Row]:
+    """Takes up to SEND_BATCH due deliveries of active subscriptions, for a lease."""
+    now = utcnow()
+    async with db.sessionmaker() as session:
+        await lock_for_write(session)
+        due = (
+            select(deliveries.c.id)
+            .join_from(deliveries, subscriptions, _SUBSCRIPTION.id == deliveries.c.subscription_id)
+            .where(
+                deliveries.c.status == DeliveryStatus.pending,
+                deliveries.c.next_attempt_at <= now,
+                _SUBSCRIPTION.active,
+            )
+            .order_by(deliveries.c.next_attempt_at)
+            .limit(SEND_BATCH)
+        )
+        if not db.is_sqlite:
+            due = due.with_for_update(of=deliveries, skip_locked=True)
+        ids = list((await session.execute(due)).scalars())
+        if not ids:
+            return []
+        lease = update(deliveries).where(deliveries.c.id.in_(ids))
+        await session.execute(lease.values(next_attempt_at=now + LEASE))
+        found = await session.execute(_CLAIMED.where(deliveries.c.id.in_(ids)))
+        claimed = [dict(row) for row in found.mappings()]
+        await session.commit()
+    return claimed
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int | None
+    error: str | None
+    latency_ms: int
+    retry_after: timedelta | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def send(client: httpx.AsyncClient, claimed: Row, settings: Settings) -> Outcome:
+    """POSTs the delivery's payload, signed with every secret in use; never follows redirects."""
+    body = orjson.dumps(claimed["payload"])
+    message_id = str(claimed["id"])
+    timestamp = int(time.time())
+    in_use = [claimed["secret"]]
+    expires = claimed["previous_secret_expires_at"]
+    if claimed["previous_secret"] and expires is not None and expires > utcnow():
+        in_use.append(claimed["previous_secret"])
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "crm-api-webhooks/1",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(in_use, message_id, timestamp, body),
+    }
+    started = time.monotonic()
+
+    def outcome(status: int | None, error: str | None, retry: timedelta | None = None) -> Outcome:
+        return Outcome(status, error, round((time.monotonic() - started) * 1000), retry)
+
+    try:
+        await check_target(claimed["url"], settings.webhook_allow_private_targets)
+        response = await client.post(
+            claimed["url"],
+            content=body,
+            headers=headers,
+            timeout=settings.webhook_timeout_seconds,
+            follow_redirects=False,
+        )
+    except RefusedTarget as refused:
+        return outcome(None, f"target refused: {refused}")
+    except httpx.TimeoutException:
+        return outcome(None, f"no response within {settings.webhook_timeout_seconds:g} s")
+    except httpx.HTTPError as failure:
+        return outcome(None, f"{type(failure).__name__}: {failure}"[:500])
+    code = response.status_code
+    retry = _retry_after(response) if code in (429, 503) else None
+    return outcome(code, None if 200 <= code < 300 else f"HTTP {code}", retry)
+
+
+def _retry_after(response: httpx.Response) -> timedelta | None:
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        delay = timedelta(seconds=int(value))
+    else:
+        try:
+            delay = parsedate_to_datetime(value) - utcnow()
+        except (TypeError, ValueError):
+            return None
+    return min(max(delay, timedelta(0)), MAX_RETRY_AFTER)
+
+
+async def record(db: Database, claimed: Row, outcome: Outcome, settings: Settings) -> None:
+    """Logs the attempt and moves the delivery on: delivered, retried later, or given up; a
+    subscription answering 410, or failing for `webhook_disable_after_days`, is disabled."""
+    now = utcnow()
+    number = claimed["attempts"] + 1
+    async with db.sessionmaker() as session:
+        await session.execute(
+            insert(attempts),
+            {
+                "id": uuid7(),
+                "delivery_id": claimed["id"],
+                "attempted_at": now,
+                "status_code": outcome.status_code,
+                "latency_ms": outcome.latency_ms,
+                "error": outcome.error,
+            },
+        )
+        values: dict[str, Any] = {
+            "attempts": number,
+            "last_status_code": outcome.status_code,
+            "last_error": outcome.error,
+        }
+        if outcome.delivered:
+            values.update(status=DeliveryStatus.delivered, delivered_at=now, next_attempt_at=None)
+        elif outcome.status_code == 410 or number > len(RETRY_DELAYS):
+            values.update(status=DeliveryStatus.failed, next_attempt_at=None)
+        else:
+            delay = outcome.retry_after or timedelta(
+                seconds=RETRY_DELAYS[number - 1] * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not secrecy)
+            )
+            values.update(next_attempt_at=now + delay)
+        await session.execute(
+            update(deliveries).where(deliveries.c.id == claimed["id"]).values(**values)
+        )
+        await _follow_up(db, session, claimed["subscription_id"], outcome, now, settings)
+        await session.commit()
+
+
+async def _follow_up(
+    db: Database,
+    session: AsyncSession,
+    subscription_id: Any,
+    outcome: Outcome,
+    now: datetime,
+    settings: Settings,
+) -> None:
+    """The subscription's failure streak: cleared by a delivery, and disabling it at 410 or
+    when it has lasted too long (which is itself an event)."""
+    found = await session.execute(
+        select(subscriptions).where(_SUBSCRIPTION.id == subscription_id).with_for_update()
+    )
+    subscription = found.mappings().first()
+    if subscription is None:
+        return
+    row = dict(subscription)
+    if outcome.delivered:
+        if row["failing_since"] is not None:
+            await _update(session, row, {"failing_since": None})
+        return
+    since = row["failing_since"] or now
+    reason = None
+    if outcome.status_code == 410:
+        reason = "The endpoint answered 410 Gone."
+    elif now - since >= timedelta(days=settings.webhook_disable_after_days):
+        reason = f"Every delivery failed for {settings.webhook_disable_after_days:g} days."
+    if reason is None or not row["active"]:
+        if row["failing_since"] is None:
+            await _update(session, row, {"failing_since": since})
+        return
+    changes = {"active": False, "disabled_reason": reason, "failing_since": since}
+    after = await _update(session, row, {**changes, "version": row["version"] + 1})
+    await write_change(
+        Reader(db, session),
+        principal=None,
+        action="disabled",
+        entity_type=ENTITY,
+        entity_id=row["id"],
+        changes={"active": [True, False], "disabled_reason": [None, reason]},
+        data=public(after),
+        at=now,
+    )
+
+
+async def _update(session: AsyncSession, row: Row, values: dict[str, Any]) -> Row:
+    where = _SUBSCRIPTION.id == row["id"]
+    await session.execute(update(subscriptions).where(where).values(**values))
+    return {**row, **values}
+
+
+async def deliver_due(db: Database, client: httpx.AsyncClient, settings: Settings) -> int:
+    """Claims, sends and records one batch of due deliveries; returns how many were sent."""
+    claimed = await claim_due(db)
+    outcomes = await asyncio.gather(*(send(client, row, settings) for row in claimed))
+    for row, outcome in zip(claimed, outcomes, strict=True):
+        await record(db, row, outcome, settings)
+    return len(claimed)
