@@ -165,36 +165,42 @@ class RecordService:
     # -- writes --------------------------------------------------------------------------------
 
     async def create(self, values: dict[str, Any]) -> dict[str, Any]:
-        principal = self.principal
-        principal.require_write()
+        self.principal.require_write()
         # On SQLite, the write lock first: a transaction that read before writing could not
         # write once another had committed in between.
         await lock_for_write(self.session)
+        batch = InsertBatch()
+        row, record = await self.stage_create(batch, values, utcnow())
+        try:
+            await batch.flush(self.reader)
+        except (IntegrityError, asyncpg.UniqueViolationError) as error:
+            await self._raise_conflict(error, row, None)
+        return record
+
+    async def stage_create(
+        self, batch: InsertBatch, values: dict[str, Any], now: datetime
+    ) -> tuple[Row, dict[str, Any]]:
+        """Checks a new record and adds its rows (record, history, audit, events) to `batch`;
+        returns the row and the record as the API shows it. Writes nothing yet."""
         if self.kind.owned:
             column = self.kind.owner_column
             values[column] = await self.assign_owner(values.get(column))
         else:
-            principal.require_role(Role.admin, Role.manager)
-        now = utcnow()
+            self.principal.require_role(Role.admin, Role.manager)
         await self.prepare(values, None, now)
         row = {
             **dict.fromkeys(self.kind.table.columns.keys()),  # every column, so the row is whole
             **values,
             "id": uuid7(),
             "version": 1,
-            "created_by": principal.user_id,
+            "created_by": self.principal.user_id,
             "created_at": now,
             "updated_at": now,
             "archived_at": None,
         }
-        batch = InsertBatch()
         batch.add(self.kind.table, self._columns_of(row))
-        record = await self._changed(batch, "created", None, row, diff({}, values), now)
-        try:
-            await batch.flush(self.reader)
-        except (IntegrityError, asyncpg.UniqueViolationError) as error:
-            await self._raise_conflict(error, row, None)
-        return record
+        record = await self.changed(batch, "created", None, row, diff({}, values), now)
+        return row, record
 
     async def update(
         self, record_id: UUID, values: dict[str, Any], expected_version: Versions | None
@@ -202,17 +208,28 @@ class RecordService:
         current = await self._locked_live(record_id)
         self.authorize_change(current)
         check_version(expected_version, current["version"])
+        now = utcnow()
+        staged = await self.stage_update(current, values, now)
+        if staged is None:
+            return await self.represent(current)
+        new_values, changes = staged
+        return await self._write(current, new_values, new_values, "updated", changes, now)
+
+    async def stage_update(
+        self, current: Row, values: dict[str, Any], now: datetime
+    ) -> tuple[dict[str, Any], dict[str, list[Any]]] | None:
+        """Checks a change of `current` (which the caller may change); returns the new column
+        values and the changes, or None when nothing changes. Writes nothing."""
         column = self.kind.owner_column
         if column in values and values[column] != current[column]:
             values[column] = await self.assign_owner(values[column])
-        now = utcnow()
         await self.prepare(values, current, now)
         changes = diff(current, values)
         if not changes:
-            return await self.represent(current)
+            return None
         new_values = {key: after for key, (_, after) in changes.items()}
         new_values.update(version=current["version"] + 1, updated_at=now)
-        return await self._write(current, new_values, new_values, "updated", changes, now)
+        return new_values, changes
 
     async def archive(self, record_id: UUID, expected_version: Versions | None) -> None:
         current = await self._locked(record_id)
@@ -318,7 +335,7 @@ class RecordService:
                 current_version=latest["version"] if latest else None,
             )
         batch = InsertBatch()
-        record = await self._changed(batch, action, current, {**current, **values}, changes, at)
+        record = await self.changed(batch, action, current, {**current, **values}, changes, at)
         await batch.flush(self.reader)
         return record
 
@@ -339,7 +356,7 @@ class RecordService:
                 ) from None
         raise Conflict(f"The {self.kind.entity_type} clashes with an existing one.") from None
 
-    async def _changed(
+    async def changed(
         self,
         batch: InsertBatch,
         action: str,
