@@ -4,13 +4,14 @@ A resource passes its service dependency, its Create/Update/Read schemas and its
 dependency; the handlers below stay two lines each and identical across resources.
 """
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope
@@ -18,7 +19,14 @@ from starlette.types import Scope
 from crm_api.core.openapi import CREATE, READ, WRITE
 from crm_api.core.records import RecordService
 from crm_api.core.responses import JSONBody, record_response
-from crm_api.core.schemas import page_of, sent_fields
+from crm_api.core.schemas import (
+    BatchUpsertResult,
+    InputModel,
+    SafeStr,
+    page_of,
+    sent_fields,
+)
+from crm_api.core.upsert import MAX_ITEMS, upsert_many
 from crm_api.deps import IfMatch, ListParamsDep
 from crm_api.idempotency.guard import captures_response
 
@@ -147,3 +155,57 @@ def add_record_routes(
     )
     async def restore_record(record_id: RecordId, service: ServiceDep) -> Response:
         return record_response(await service.restore(record_id))
+
+
+def add_upsert_routes(
+    router: APIRouter,
+    *,
+    resource: str,
+    singular: str,
+    service: Callable[..., Awaitable[RecordService]],
+    create: type[BaseModel],
+    read: type[BaseModel],
+    natural_key: str | None,
+) -> None:
+    """`POST …/batch/upsert` and `GET …/by-external-id/{external_id}` for one resource."""
+    ServiceDep = Annotated[RecordService, Depends(service)]  # noqa: N806
+    body_model = create_model(
+        f"{singular.title()}BatchUpsert",
+        items=(list[create], Field(min_length=1, max_length=MAX_ITEMS)),  # type: ignore[valid-type]
+        __base__=InputModel,
+    )
+    matched_on = "`external_id`" + (f", else `{natural_key}`" if natural_key else "")
+
+    @router.post(
+        "/batch/upsert",
+        operation_id=f"{resource}_batch_upsert",
+        response_model=BatchUpsertResult,
+        responses=CREATE,
+        summary=f"Create or update up to {MAX_ITEMS} {resource} in one transaction",
+        description=f"Each item is matched on {matched_on} among live {resource}: no match "
+        "creates it, a match gets the fields the item sent. All or nothing: an invalid item "
+        "fails the call, and its errors name it (`body.items[3].email`).",
+    )
+    async def batch_upsert(body: body_model, service: ServiceDep) -> Response:
+        results = await upsert_many(service, body.items, natural_key)  # type: ignore[attr-defined]
+        counts = Counter(result.result for result in results)
+        return JSONBody(
+            {
+                "results": [asdict(result) for result in results],
+                "created": counts["created"],
+                "updated": counts["updated"],
+                "unchanged": counts["unchanged"],
+            }
+        )
+
+    @router.get(
+        "/by-external-id/{external_id}",
+        operation_id=f"{resource}_get_by_external_id",
+        response_model=read,
+        responses=READ,
+        summary=f"Get the live {singular} with this external_id",
+    )
+    async def get_by_external_id(
+        external_id: Annotated[SafeStr, Path(max_length=200)], service: ServiceDep
+    ) -> Response:
+        return record_response(await service.get_by_external_id(external_id))

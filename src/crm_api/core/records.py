@@ -61,6 +61,14 @@ class RecordKind:
         )
 
     @cached_property
+    def by_external_id(self) -> Select[Any]:
+        """Selects the id of the live record with `:external_id`."""
+        table = self.table
+        return select(table.c.id).where(
+            table.c.external_id == bindparam("external_id"), table.c.archived_at.is_(None)
+        )
+
+    @cached_property
     def lock(self) -> Select[Any]:
         """Selects the raw row by `:id` for update."""
         return select(self.table).where(self.table.c.id == bindparam("id")).with_for_update()
@@ -153,6 +161,13 @@ class RecordService:
         record = self.kind.to_read(row)
         await self.embed([record])
         return record
+
+    async def get_by_external_id(self, external_id: str) -> dict[str, Any]:
+        """The live record with this `external_id`."""
+        found = await self.reader.scalar(self.kind.by_external_id, {"external_id": external_id})
+        if found is None:
+            raise NotFound(f"No live {self.kind.entity_type} has external_id {external_id!r}.")
+        return await self.get(found)
 
     async def list_records(
         self, params: ListParams, filters: Mapping[str, Any]

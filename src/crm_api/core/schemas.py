@@ -3,7 +3,8 @@
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar
+from uuid import UUID
 
 from pydantic import (
     AfterValidator,
@@ -223,3 +224,16 @@ class NotNullable(InputModel):
                 "not_nullable", "{fields} may be omitted but not null", {"fields": ", ".join(nulls)}
             )
         return self
+
+
+class UpsertItemResult(BaseModel):
+    index: int = Field(description="The item's position in `items`.")
+    id: UUID
+    result: Literal["created", "updated", "unchanged"]
+
+
+class BatchUpsertResult(BaseModel):
+    results: list[UpsertItemResult] = Field(description="One per item, in order.")
+    created: int
+    updated: int
+    unchanged: int

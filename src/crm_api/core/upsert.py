@@ -1,0 +1,197 @@
+"""Batch upsert: up to 1000 records in one transaction, each matched on `external_id` (or a
+natural key such as a contact's email), then created, updated (only the fields sent) or left
+unchanged. All or nothing: any invalid item fails the call, naming the item's index.
+
+Set-based where it counts: one locking read per match column finds every existing record, one
+read per unique column finds clashes, and the writes go per table as executemany statements.
+Each item still goes through its service's own checks (`stage_create`/`stage_update`), so an
+upserted record is exactly what the single-record endpoints would have written, with its
+history, audit row and events.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+from uuid import UUID
+
+import asyncpg
+from pydantic import BaseModel
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from crm_api.core.batch import InsertBatch
+from crm_api.core.db import lock_for_write
+from crm_api.core.errors import Conflict, DomainError, Invalid
+from crm_api.core.ids import utcnow
+from crm_api.core.reader import Reader, Row
+from crm_api.core.records import RecordService
+
+MAX_ITEMS = 1000
+Outcome = Literal["created", "updated", "unchanged"]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    index: int
+    id: UUID
+    result: Outcome
+
+
+class TableBatch(InsertBatch):
+    """The rows of many changes, written per table with one executemany each: the record
+    table first (others may reference its new rows), then the others in the order first seen
+    (which keeps events in item order)."""
+
+    def __init__(self, first: Table) -> None:
+        super().__init__()
+        self.first = first
+
+    async def flush(self, reader: Reader) -> None:
+        rows, self._rows = self._rows, []
+        groups: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {
+            (self.first, tuple(self.first.c.keys())): []
+        }
+        for table, values in rows:
+            groups.setdefault((table, tuple(values)), []).append(values)
+        for (table, _), values_list in groups.items():
+            if values_list:
+                await reader.write_session.execute(insert(table), values_list)
+
+
+def _at_item(error: DomainError, index: int) -> DomainError:
+    """The error, pointing at the item it came from."""
+    error.detail = f"Item {index}: {error.detail}"
+    fields = error.extra.get("errors")
+    if fields:
+        prefix = f"body.items[{index}]."
+        error.extra["errors"] = [
+            {**field, "field": prefix + field["field"].removeprefix("body.")} for field in fields
+        ]
+    return error
+
+
+async def upsert_many(
+    service: RecordService, items: Sequence[BaseModel], natural_key: str | None
+) -> list[ItemResult]:
+    """Upserts `items` (create models; for a match, only the fields each item sent apply)."""
+    service.principal.require_write()
+    table = service.kind.table
+    session = service.session
+    await lock_for_write(session)
+    await session.connection()  # one transaction from here: every write below joins it
+    keys = [_match_key(item, natural_key) for item in items]
+    _reject_repeats(keys)
+    existing = await _existing(service, keys)
+    batch = TableBatch(table)
+    now = utcnow()
+    results: list[ItemResult] = []
+    finals: list[tuple[int, UUID, Row]] = []
+    updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for index, (item, key) in enumerate(zip(items, keys, strict=True)):
+        current = existing.get(key) if key else None
+        try:
+            if current is None:
+                row, _ = await service.stage_create(batch, item.model_dump(), now)
+                results.append(ItemResult(index, row["id"], "created"))
+                finals.append((index, row["id"], row))
+                continue
+            service.authorize_change(current)
+            sent = item.model_dump(include=item.model_fields_set)
+            staged = await service.stage_update(current, sent, now)
+        except DomainError as error:
+            raise _at_item(error, index) from None
+        if staged is None:
+            results.append(ItemResult(index, current["id"], "unchanged"))
+            continue
+        new_values, changes = staged
+        after = {**current, **new_values}
+        await service.changed(batch, "updated", current, after, changes, now)
+        stored = {k: v for k, v in new_values.items() if k in table.c}
+        updates.setdefault(tuple(sorted(stored)), []).append({**stored, "_id": current["id"]})
+        results.append(ItemResult(index, current["id"], "updated"))
+        finals.append((index, current["id"], after))
+    await _reject_clashes(service, finals)
+    try:
+        for names, rows in updates.items():
+            statement = update(table).where(table.c.id == bindparam("_id"))
+            await session.execute(statement.values({c: bindparam(c) for c in names}), rows)
+        await batch.flush(service.reader)
+    except (IntegrityError, asyncpg.UniqueViolationError):
+        raise Conflict(
+            "A concurrent write took one of these keys; retry the call (it is all or nothing)."
+        ) from None
+    return results
+
+
+def _match_key(item: BaseModel, natural_key: str | None) -> tuple[str, Any] | None:
+    external_id = getattr(item, "external_id", None)
+    if external_id is not None:
+        return ("external_id", external_id)
+    value = getattr(item, natural_key, None) if natural_key else None
+    return (natural_key, value) if natural_key and value is not None else None
+
+
+def _reject_repeats(keys: list[tuple[str, Any] | None]) -> None:
+    first: dict[tuple[str, Any], int] = {}
+    for index, key in enumerate(keys):
+        if key is None:
+            continue
+        if key in first:
+            column = key[0]
+            raise Invalid(
+                f"Items {first[key]} and {index} match the same {column}.",
+                [(f"body.items[{index}].{column}", f"the same as item {first[key]}")],
+            )
+        first[key] = index
+
+
+async def _existing(
+    service: RecordService, keys: list[tuple[str, Any] | None]
+) -> dict[tuple[str, Any], Row]:
+    """The live records the keys match, locked until commit."""
+    table = service.kind.table
+    by_column: dict[str, list[Any]] = {}
+    for key in keys:
+        if key is not None:
+            by_column.setdefault(key[0], []).append(key[1])
+    found: dict[tuple[str, Any], Row] = {}
+    for column, values in by_column.items():
+        statement = (
+            select(table)
+            .where(table.c.archived_at.is_(None), table.c[column].in_(values))
+            .with_for_update()
+        )
+        for row in (await service.session.execute(statement)).mappings():
+            found[(column, row[column])] = dict(row)
+    return found
+
+
+async def _reject_clashes(service: RecordService, finals: list[tuple[int, UUID, Row]]) -> None:
+    """409 for an item whose unique value (email, domain, external_id) another live record
+    holds, or another item of the call sets too (422)."""
+    kind = service.kind
+    for column in kind.unique_keys:
+        holders: dict[Any, tuple[int, UUID]] = {}
+        for index, record_id, row in finals:
+            value = row.get(column)
+            if value is None:
+                continue
+            if value in holders:
+                raise Invalid(
+                    f"Items {holders[value][0]} and {index} set the same {column}.",
+                    [(f"body.items[{index}].{column}", f"the same as item {holders[value][0]}")],
+                )
+            holders[value] = (index, record_id)
+        if not holders:
+            continue
+        table = kind.table
+        statement = select(table.c.id, table.c[column]).where(
+            table.c.archived_at.is_(None), table.c[column].in_(list(holders))
+        )
+        for holder in (await service.session.execute(statement)).mappings():
+            index, record_id = holders[holder[column]]
+            if holder["id"] != record_id:
+                raise Conflict(
+                    f"Item {index}: another live {kind.entity_type} already has this {column}.",
+                    existing_id=str(holder["id"]),
+                )
