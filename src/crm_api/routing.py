@@ -6,7 +6,7 @@ dependency; the handlers below stay two lines each and identical across resource
 
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -191,7 +191,7 @@ def add_upsert_routes(
         counts = Counter(result.result for result in results)
         return JSONBody(
             {
-                "results": [asdict(result) for result in results],
+                "results": [{"index": r.index, "id": r.id, "result": r.result} for r in results],
                 "created": counts["created"],
                 "updated": counts["updated"],
                 "unchanged": counts["unchanged"],

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.config import Settings
@@ -62,13 +62,20 @@ async def fan_out(db: Database) -> int:
             mark = await session.scalar(
                 select(feed_state.c.position).where(feed_state.c.name == FANNED_OUT)
             )
+            active = await session.execute(select(subscriptions).where(_SUBSCRIPTION.active))
+            targets = [dict(row) for row in active.mappings()]
+            if not targets:
+                # Nobody listens: nothing to send now, nor later for these events.
+                end = await session.scalar(select(func.max(events.c.sequence)))
+                if end is not None and end > (mark or 0):
+                    await session.execute(set_position(db), {"name": FANNED_OUT, "position": end})
+                    await session.commit()
+                return done
             page = select(*EVENT_COLUMNS).where(events.c.sequence > (mark or 0))
             found = await session.execute(page.order_by(events.c.sequence).limit(FAN_OUT_BATCH))
             rows = [dict(row) for row in found.mappings()]
             if not rows:
                 return done
-            active = await session.execute(select(subscriptions).where(_SUBSCRIPTION.active))
-            targets = [dict(row) for row in active.mappings()]
             now = utcnow()
             new = [
                 _delivery(event, target["id"], now)
