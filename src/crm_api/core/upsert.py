@@ -16,14 +16,13 @@ from uuid import UUID
 
 import asyncpg
 from pydantic import BaseModel
-from sqlalchemy import JSON, Table, bindparam, insert, select, update
+from sqlalchemy import ARRAY, JSON, Select, Table, bindparam, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from crm_api.core.batch import InsertBatch
 from crm_api.core.db import lock_for_write
 from crm_api.core.errors import Conflict, DomainError, Invalid
 from crm_api.core.ids import utcnow
-from crm_api.core.listing import one_of
 from crm_api.core.reader import Reader, Row
 from crm_api.core.records import RecordService
 
@@ -183,15 +182,29 @@ async def _existing(
             by_column.setdefault(key[0], []).append(key[1])
     found: dict[tuple[str, Any], Row] = {}
     for column, values in by_column.items():
-        statement = (
-            select(table)
-            .where(table.c.archived_at.is_(None), one_of(table.c[column], "values", postgres))
-            .with_for_update()
-        )
+        statement = _live_with(table, column, postgres, lock=True)
         found_rows = await service.session.execute(statement, {"values": values})
         for row in found_rows.mappings():
-            found[(column, row[column])] = dict(row)
+            # Plain str keys: through the LATERAL subquery they are SQLAlchemy label objects.
+            found[(column, row[column])] = {str(key): value for key, value in row.items()}
     return found
+
+
+def _live_with(table: Table, column: str, postgres: bool, lock: bool) -> Select[Any]:
+    """The live rows whose `column` is one of `:values`. On PostgreSQL, one unique-index probe
+    per value (a LATERAL join): with `= ANY` and stale statistics (right after a bulk load,
+    before autovacuum analyzes) the planner may instead filter a whole partial index."""
+    if not postgres:
+        found = select(table).where(table.c.archived_at.is_(None), table.c[column].in_(
+            bindparam("values", expanding=True)))  # fmt: skip
+        return found.with_for_update() if lock else found
+    values = bindparam("values", type_=ARRAY(table.c[column].type))
+    keys = func.unnest(values).table_valued("value").render_derived(name="keys")
+    matched = select(table).where(table.c[column] == keys.c.value, table.c.archived_at.is_(None))
+    if lock:
+        matched = matched.with_for_update()
+    rows = matched.lateral("matched")
+    return select(rows).select_from(keys).join(rows, true())
 
 
 async def _reject_clashes(service: RecordService, finals: list[tuple[int, UUID, Row]]) -> None:
@@ -214,9 +227,7 @@ async def _reject_clashes(service: RecordService, finals: list[tuple[int, UUID, 
             continue
         table = kind.table
         postgres = not service.reader.db.is_sqlite
-        statement = select(table.c.id, table.c[column]).where(
-            table.c.archived_at.is_(None), one_of(table.c[column], "values", postgres)
-        )
+        statement = _live_with(table, column, postgres, lock=False)
         found = await service.session.execute(statement, {"values": list(holders)})
         for holder in found.mappings():
             index, record_id = holders[holder[column]]
