@@ -1,11 +1,6 @@
 """The `crm-api` command line, run as a user would: separate processes, a real server."""
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,21 +8,7 @@ import httpx
 import pytest
 
 from tests.databases import fresh_database
-
-CLI = [sys.executable, "-m", "crm_api.cli"]
-
-
-def run(url: str, *args: str) -> str:
-    env = {**os.environ, "CRM_DATABASE_URL": url, "CRM_ACCESS_LOG": "false"}
-    done = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.processes import free_port, run, serve
 
 
 @pytest.fixture(scope="module")
@@ -60,24 +41,9 @@ class TestServe:
         run(migrated, "create-user", "--email", "srv@example.com", "--name", "Srv", "--role", "rep")
         key = run(migrated, "create-api-key", "--email", "srv@example.com", "--name", "t").strip()
         port = free_port()
-        env = {**os.environ, "CRM_DATABASE_URL": migrated, "CRM_ACCESS_LOG": "false"}
-        server = subprocess.Popen(
-            [*CLI, "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        server = serve(migrated, port, "--workers", "2")
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "server did not become ready"
-                time.sleep(0.2)
             headers = {"Authorization": f"Bearer {key}"}
             for _ in range(6):  # new connections, spread over both workers
                 me = httpx.get(f"{base}/v1/users/me", headers=headers)

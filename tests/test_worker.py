@@ -5,7 +5,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +20,7 @@ from crm_api.feed.sequencer import PURGED_THROUGH
 from crm_api.idempotency.models import idempotency_keys
 from crm_api.worker.runner import Worker
 from tests.conftest import Actor
+from tests.processes import CLI
 
 
 async def add_event(db: Database, name: str) -> None:
@@ -80,9 +80,7 @@ def test_the_worker_command_places_events_and_stops_on_sigterm(
         "CRM_DATABASE_URL": settings.database_url,
         "CRM_WORKER_INTERVAL_SECONDS": "0.1",
     }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "crm_api.cli", "worker"], env=env, stderr=subprocess.PIPE
-    )
+    worker = subprocess.Popen([*CLI, "worker"], env=env, stderr=subprocess.PIPE)
     try:
         asyncio.run(_placed_by_another_process(settings.database_url))
     finally:
