@@ -23,6 +23,7 @@ from crm_api.core.schemas import (
     BatchUpsertResult,
     InputModel,
     SafeStr,
+    UpsertOutcome,
     page_of,
     sent_fields,
 )
@@ -189,14 +190,8 @@ def add_upsert_routes(
     async def batch_upsert(body: body_model, service: ServiceDep) -> Response:
         results = await upsert_many(service, body.items, natural_key)  # type: ignore[attr-defined]
         counts = Counter(result.result for result in results)
-        return JSONBody(
-            {
-                "results": [{"index": r.index, "id": r.id, "result": r.result} for r in results],
-                "created": counts["created"],
-                "updated": counts["updated"],
-                "unchanged": counts["unchanged"],
-            }
-        )
+        rows = [{"index": r.index, "id": r.id, "result": r.result} for r in results]
+        return JSONBody({"results": rows} | {o.value: counts[o] for o in UpsertOutcome})
 
     @router.get(
         "/by-external-id/{external_id}",

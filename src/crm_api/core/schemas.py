@@ -3,7 +3,8 @@
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
 from uuid import UUID
 
 from pydantic import (
@@ -226,10 +227,16 @@ class NotNullable(InputModel):
         return self
 
 
+class UpsertOutcome(StrEnum):
+    created = "created"
+    updated = "updated"
+    unchanged = "unchanged"
+
+
 class UpsertItemResult(BaseModel):
     index: int = Field(description="The item's position in `items`.")
     id: UUID
-    result: Literal["created", "updated", "unchanged"]
+    result: UpsertOutcome
 
 
 class BatchUpsertResult(BaseModel):

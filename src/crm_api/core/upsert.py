@@ -11,7 +11,7 @@ history, audit row and events.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -25,16 +25,16 @@ from crm_api.core.errors import Conflict, DomainError, Invalid
 from crm_api.core.ids import utcnow
 from crm_api.core.reader import Reader, Row
 from crm_api.core.records import RecordService
+from crm_api.core.schemas import UpsertOutcome
 
 MAX_ITEMS = 1000
-Outcome = Literal["created", "updated", "unchanged"]
 
 
 @dataclass(frozen=True, slots=True)
 class ItemResult:
     index: int
     id: UUID
-    result: Outcome
+    result: UpsertOutcome
 
 
 class TableBatch(InsertBatch):
@@ -117,7 +117,7 @@ async def upsert_many(
         try:
             if current is None:
                 row, _ = await service.stage_create(batch, item.model_dump(), now)
-                results.append(ItemResult(index, row["id"], "created"))
+                results.append(ItemResult(index, row["id"], UpsertOutcome.created))
                 finals.append((index, row["id"], row))
                 continue
             service.authorize_change(current)
@@ -126,14 +126,14 @@ async def upsert_many(
         except DomainError as error:
             raise _at_item(error, index) from None
         if staged is None:
-            results.append(ItemResult(index, current["id"], "unchanged"))
+            results.append(ItemResult(index, current["id"], UpsertOutcome.unchanged))
             continue
         new_values, changes = staged
         after = {**current, **new_values}
         await service.changed(batch, "updated", current, after, changes, now)
         stored = {k: v for k, v in new_values.items() if k in table.c}
         updates.setdefault(tuple(sorted(stored)), []).append({**stored, "_id": current["id"]})
-        results.append(ItemResult(index, current["id"], "updated"))
+        results.append(ItemResult(index, current["id"], UpsertOutcome.updated))
         finals.append((index, current["id"], after))
     await _reject_clashes(service, finals)
     try:
