@@ -170,3 +170,18 @@ async def test_a_response_lost_after_the_commit_is_replayed(
     assert retry.headers["idempotent-replayed"] == "true"
     assert retry.json()["email"] == body["email"]
     assert await contacts_with(db, body["email"]) == 1
+
+
+async def test_concurrent_keyed_writes_all_succeed(rep: Actor, db: Database) -> None:
+    """Each keyed write is one transaction from its key's claim to its commit (on SQLite, under
+    the write lock from the start); concurrent ones all go through, each written once."""
+    emails = [unique_email() for _ in range(12)]
+    responses = await asyncio.gather(
+        *(
+            rep.client.post("/v1/contacts", json={"email": email}, headers=keyed(f"c-{n}"))
+            for n, email in enumerate(emails)
+        )
+    )
+    assert [r.status_code for r in responses] == [201] * len(emails)
+    for email in emails:
+        assert await contacts_with(db, email) == 1

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from crm_api.core.db import Database
+from crm_api.core.db import Database, lock_for_write
 from crm_api.core.errors import BadRequest, Conflict, Invalid
 from crm_api.core.ids import utcnow
 from crm_api.core.principal import Principal
@@ -94,6 +94,9 @@ async def claim(
     busy = Conflict(f"A request with this {HEADER} is still running; retry later.")
     if claim_id in _in_flight:
         raise busy
+    # The write and its key are one transaction from here: on SQLite, take the write lock
+    # before the first read, or a concurrent commit could stop this one from writing later.
+    await lock_for_write(session)
     if postgres and not await session.scalar(
         select(func.pg_try_advisory_xact_lock(_lock_id(claim_id)))
     ):
