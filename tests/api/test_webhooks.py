@@ -15,9 +15,18 @@ from sqlalchemy import func, select, update
 from crm_api.config import Settings
 from crm_api.core.db import Database
 from crm_api.core.ids import utcnow
-from crm_api.webhooks.delivery import RETRY_DELAYS, deliver_due
+from crm_api.feed.sequencer import place_committed
+from crm_api.webhooks.delivery import (
+    RETRY_DELAYS,
+    claim_due,
+    deliver_due,
+    fan_out,
+    record,
+    send,
+)
 from crm_api.webhooks.models import deliveries, subscriptions
 from crm_api.webhooks.signing import signature, verify
+from crm_api.webhooks.targets import Target, internal
 from crm_api.worker.runner import Worker
 from tests.api.factories import create_company, create_deal, create_pipeline
 from tests.api.helpers import assert_problem, error_fields
@@ -399,3 +408,85 @@ async def test_workers_side_by_side_send_each_delivery_once(
     async with db.sessionmaker() as session:
         count = select(func.count()).where(deliveries.c.status == "delivered")
         assert await session.scalar(count) == 30
+
+
+class TestRobustness:
+    async def test_a_send_that_blows_up_does_not_hold_back_the_others(
+        self, admin: Actor, db: Database, settings: Settings
+    ) -> None:
+        good = await subscribe(admin, event_types=["company.created"])
+        bad = await subscribe(admin, url="http://broken.test/hook", event_types=["company.created"])
+
+        def endpoint(request: httpx.Request) -> httpx.Response:
+            if request.url.host == "broken.test":
+                raise RuntimeError("something no endpoint should do")
+            return httpx.Response(200)
+
+        await create_company(admin)
+        async with httpx.AsyncClient(transport=httpx.MockTransport(endpoint)) as client:
+            await Worker(db, settings, client).tick()
+        (delivered,) = await log_of(admin, good["id"])
+        assert delivered["status"] == "delivered"
+        (failed,) = await log_of(admin, bad["id"])
+        assert failed["status"] == "pending"
+        assert failed["attempts"][0]["error"].startswith("RuntimeError: something no endpoint")
+
+    async def test_a_demoted_creator_s_subscription_stops_sending(
+        self, admin: Actor, manager: Actor, db: Database, settings: Settings
+    ) -> None:
+        await subscribe(manager, event_types=["company.created"])
+        demoted = await admin.client.patch(f"/v1/users/{manager.id}", json={"role": "rep"})
+        assert demoted.status_code == 200, demoted.text
+        await create_company(admin)
+        endpoint = Endpoint(httpx.Response(200))
+        await run_worker(db, settings, endpoint)
+        assert endpoint.requests == []
+
+    async def test_an_outcome_is_not_recorded_once_the_lease_is_lost(
+        self, admin: Actor, db: Database, settings: Settings
+    ) -> None:
+        hook = await subscribe(admin, event_types=["company.created"])
+        await create_company(admin)
+        await place_committed(db)
+        await fan_out(db)
+        (claimed,) = await claim_due(db)
+        await make_due(db)  # as if the lease ran out and another worker took it
+        outcome = await send(Endpoint(httpx.Response(200)).client(), claimed, settings)
+        await record(db, claimed, outcome, settings)
+        (delivery,) = await log_of(admin, hook["id"])
+        assert (delivery["status"], delivery["attempts"]) == ("pending", [])
+
+    @pytest.mark.parametrize(
+        "url", ["http://hooks.test:99999/x", f"http://{'a' * 64}.example/x", "http://[::1/x"]
+    )
+    async def test_unusable_urls_are_422_not_500(self, admin: Actor, url: str) -> None:
+        response = await admin.client.post("/v1/webhooks", json={"url": url})
+        assert error_fields(assert_problem(response, 422, "validation")) == {"body.url"}
+
+
+@pytest.mark.parametrize(
+    ("address", "inside"),
+    [
+        ("93.184.216.34", False),
+        ("2606:2800:220:1:248:1893:25c8:1946", False),
+        ("127.0.0.1", True),
+        ("::ffff:127.0.0.1", True),
+        ("64:ff9b::a9fe:a9fe", True),  # NAT64 of 169.254.169.254
+        ("::7f00:1", True),  # IPv4-compatible 127.0.0.1
+        ("2002:7f00:1::", True),  # 6to4 of 127.0.0.1
+        ("fd00::1", True),
+        ("224.0.0.1", True),
+    ],
+)
+def test_internal_addresses(address: str, inside: bool) -> None:
+    assert internal(address) is inside
+
+
+def test_a_checked_address_is_where_the_send_goes() -> None:
+    target = Target("https://hooks.example.com:8443/in?x=1", "hooks.example.com", "93.184.216.34")
+    url, headers, extensions = target.request()
+    assert url == "https://93.184.216.34:8443/in?x=1"
+    assert headers == {"host": "hooks.example.com:8443"}
+    assert extensions == {"sni_hostname": "hooks.example.com"}
+    v6 = Target("http://hooks.example.com/in", "hooks.example.com", "2606:2800:220:1::1")
+    assert v6.request() == ("http://[2606:2800:220:1::1]/in", {"host": "hooks.example.com"}, {})

@@ -10,6 +10,7 @@ least once, always with the same `webhook-id`.
 """
 
 import asyncio
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -19,24 +20,27 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import and_, bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.config import Settings
 from crm_api.core.changes import write_change
 from crm_api.core.db import Database, lock_for_write
+from crm_api.core.enums import Role
 from crm_api.core.events import events, feed_state
 from crm_api.core.ids import utcnow, uuid7
 from crm_api.core.reader import Reader, Row
 from crm_api.core.responses import dump_json
 from crm_api.feed.repository import EVENT_COLUMNS
 from crm_api.feed.sequencer import set_position
+from crm_api.users.repository import users
 from crm_api.webhooks.models import attempts, deliveries, subscriptions
 from crm_api.webhooks.schemas import DeliveryStatus
 from crm_api.webhooks.service import ENTITY, public
 from crm_api.webhooks.signing import signature_header
-from crm_api.webhooks.targets import RefusedTarget, check_target
+from crm_api.webhooks.targets import RefusedTarget, check_target, pinned_request
 
+log = logging.getLogger("crm_api.webhooks")
 FANNED_OUT = "webhooks_fanned_out"  # feed_state: the last feed position fanned out
 FAN_OUT_BATCH = 500
 SEND_BATCH = 8
@@ -48,6 +52,18 @@ RETRY_DELAYS = (30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800, 28800)
 MAX_RETRY_AFTER = timedelta(hours=24)
 _LOCK = text("SELECT pg_advisory_xact_lock(7364930202)")
 _SUBSCRIPTION = subscriptions.c
+# A subscription sends while it is active and its creator may still read everything (an active
+# manager or admin): demoting or deactivating the creator stops it.
+_LIVE = and_(
+    _SUBSCRIPTION.active,
+    select(users.c.id)
+    .where(
+        users.c.id == _SUBSCRIPTION.created_by,
+        users.c.active,
+        users.c.role.in_([Role.admin.value, Role.manager.value]),
+    )
+    .exists(),
+)
 
 
 _MARK = select(feed_state.c.position).where(feed_state.c.name == FANNED_OUT)
@@ -74,7 +90,7 @@ async def fan_out(db: Database) -> int:
             else:
                 await session.execute(_LOCK)
             mark = await session.scalar(_MARK)
-            active = await session.execute(select(subscriptions).where(_SUBSCRIPTION.active))
+            active = await session.execute(select(subscriptions).where(_LIVE))
             targets = [dict(row) for row in active.mappings()]
             if not targets:
                 # Nobody listens: nothing to send now, nor later for these events.
@@ -140,6 +156,8 @@ _CLAIMED = select(
 
 _ANY_DUE = (
     select(deliveries.c.id)
+    .join_from(deliveries, subscriptions, _SUBSCRIPTION.id == deliveries.c.subscription_id)
+    .where(_LIVE)
     .where(
         deliveries.c.status == DeliveryStatus.pending,
         deliveries.c.next_attempt_at <= bindparam("now"),
@@ -163,7 +181,7 @@ async def claim_due(db: Database) -> list[Row]:
             .where(
                 deliveries.c.status == DeliveryStatus.pending,
                 deliveries.c.next_attempt_at <= now,
-                _SUBSCRIPTION.active,
+                _LIVE,
             )
             .order_by(deliveries.c.next_attempt_at)
             .limit(SEND_BATCH)
@@ -214,20 +232,19 @@ async def send(client: httpx.AsyncClient, claimed: Row, settings: Settings) -> O
     def outcome(status: int | None, error: str | None, retry: timedelta | None = None) -> Outcome:
         return Outcome(status, error, round((time.monotonic() - started) * 1000), retry)
 
+    limit = settings.webhook_timeout_seconds
     try:
-        await check_target(claimed["url"], settings.webhook_allow_private_targets)
-        response = await client.post(
-            claimed["url"],
-            content=body,
-            headers=headers,
-            timeout=settings.webhook_timeout_seconds,
-            follow_redirects=False,
-        )
+        # httpx's timeout bounds each phase (connect, each read); this bounds the whole send,
+        # name resolution included, so a trickling endpoint cannot outlive the lease.
+        async with asyncio.timeout(limit):
+            target = await check_target(claimed["url"], settings.webhook_allow_private_targets)
+            request = pinned_request(client, target, body, headers, limit)
+            response = await client.send(request, follow_redirects=False)
     except RefusedTarget as refused:
         return outcome(None, f"target refused: {refused}")
-    except httpx.TimeoutException:
-        return outcome(None, f"no response within {settings.webhook_timeout_seconds:g} s")
-    except httpx.HTTPError as failure:
+    except (TimeoutError, httpx.TimeoutException):
+        return outcome(None, f"no response within {limit:g} s")
+    except Exception as failure:  # any failure to send is the endpoint's failure, never ours
         return outcome(None, f"{type(failure).__name__}: {failure}"[:500])
     code = response.status_code
     retry = _retry_after(response) if code in (429, 503) else None
@@ -250,10 +267,19 @@ def _retry_after(response: httpx.Response) -> timedelta | None:
 
 async def record(db: Database, claimed: Row, outcome: Outcome, settings: Settings) -> None:
     """Logs the attempt and moves the delivery on: delivered, retried later, or given up; a
-    subscription answering 410, or failing for `webhook_disable_after_days`, is disabled."""
+    subscription answering 410, or failing for `webhook_disable_after_days`, is disabled.
+    Only while this worker still holds the lease: if it ran out (another worker took the
+    delivery), or the delivery was replayed or deleted meanwhile, nothing is written."""
     now = utcnow()
     number = claimed["attempts"] + 1
     async with db.sessionmaker() as session:
+        held = (deliveries.c.id == claimed["id"]) & (
+            deliveries.c.next_attempt_at == claimed["next_attempt_at"]
+        )
+        lease = await session.execute(select(deliveries.c.id).where(held).with_for_update())
+        if lease.first() is None:
+            log.warning("delivery %s: lease lost before its outcome was recorded", claimed["id"])
+            return
         await session.execute(
             insert(attempts),
             {
@@ -279,9 +305,7 @@ async def record(db: Database, claimed: Row, outcome: Outcome, settings: Setting
                 seconds=RETRY_DELAYS[number - 1] * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not secrecy)
             )
             values.update(next_attempt_at=now + delay)
-        await session.execute(
-            update(deliveries).where(deliveries.c.id == claimed["id"]).values(**values)
-        )
+        await session.execute(update(deliveries).where(held).values(**values))
         await _follow_up(db, session, claimed["subscription_id"], outcome, now, settings)
         await session.commit()
 
@@ -340,7 +364,13 @@ async def _update(session: AsyncSession, row: Row, values: dict[str, Any]) -> Ro
 async def deliver_due(db: Database, client: httpx.AsyncClient, settings: Settings) -> int:
     """Claims, sends and records one batch of due deliveries; returns how many were sent."""
     claimed = await claim_due(db)
-    outcomes = await asyncio.gather(*(send(client, row, settings) for row in claimed))
-    for row, outcome in zip(claimed, outcomes, strict=True):
-        await record(db, row, outcome, settings)
+
+    async def deliver(row: Row) -> None:
+        outcome = await send(client, row, settings)
+        try:
+            await record(db, row, outcome, settings)
+        except Exception:  # one delivery's bookkeeping must not stop the others'
+            log.exception("delivery %s: recording its outcome failed", row["id"])
+
+    await asyncio.gather(*(deliver(row) for row in claimed))
     return len(claimed)
