@@ -165,6 +165,7 @@ def add_upsert_routes(
     singular: str,
     service: Callable[..., Awaitable[RecordService]],
     create: type[BaseModel],
+    update: type[BaseModel],
     read: type[BaseModel],
     natural_key: str | None,
 ) -> None:
@@ -188,7 +189,7 @@ def add_upsert_routes(
         "fails the call, and its errors name it (`body.items[3].email`).",
     )
     async def batch_upsert(body: body_model, service: ServiceDep) -> Response:
-        results = await upsert_many(service, body.items, natural_key)  # type: ignore[attr-defined]
+        results = await upsert_many(service, body.items, natural_key, update)  # type: ignore[attr-defined]
         counts = Counter(result.result for result in results)
         rows = [{"index": r.index, "id": r.id, "result": r.result} for r in results]
         return JSONBody({"results": rows} | {o.value: counts[o] for o in UpsertOutcome})

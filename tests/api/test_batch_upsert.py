@@ -166,3 +166,19 @@ async def test_lookup_by_external_id_misses(admin: Actor) -> None:
     await admin.client.delete(f"/v1/contacts/{contact['id']}")
     for path in ("/v1/contacts/by-external-id/GONE-1", "/v1/contacts/by-external-id/none"):
         assert_problem(await admin.client.get(path), 404, "not-found")
+
+
+async def test_a_match_is_checked_as_an_update(admin: Actor, rep: Actor) -> None:
+    """Fields a PATCH may omit but not clear cannot be cleared through an upsert either."""
+    await upsert(admin.client, "deals", [{"name": "Kept", "external_id": "N-1"}])
+    response = await admin.client.post(
+        "/v1/deals/batch/upsert",
+        json={"items": [{"name": "Kept", "external_id": "N-1", "currency": None}]},
+    )
+    assert error_fields(assert_problem(response, 422, "validation")) == {"body.items[0].currency"}
+    mine = await create_contact(rep, external_id="N-2")
+    response = await admin.client.post(
+        "/v1/contacts/batch/upsert", json={"items": [{"external_id": "N-2", "owner_id": None}]}
+    )
+    assert error_fields(assert_problem(response, 422, "validation")) == {"body.items[0].owner_id"}
+    assert (await admin.client.get(f"/v1/contacts/{mine['id']}")).json()["owner_id"] == str(rep.id)

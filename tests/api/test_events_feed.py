@@ -3,11 +3,13 @@ guarantee that a reader following the cursor gets every event exactly once even 
 transactions commit out of the order they wrote their events in."""
 
 import asyncio
+import base64
 import random
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -124,6 +126,11 @@ async def test_bad_input_gets_problems(admin: Actor) -> None:
             await admin.client.get("/v1/events", params=params), 422, "validation"
         )
         assert field in error_fields(body), (params, body)
+    # A position past what a BIGINT holds is not a cursor either.
+    huge = base64.urlsafe_b64encode(orjson.dumps({"s": "feed", "v": [2**63]})).decode()
+    body = assert_problem(await admin.client.get("/v1/events", params={"after": huge}), 422,
+                          "validation")  # fmt: skip
+    assert error_fields(body) == {"query.after"}
     # A cursor of another listing is foreign here.
     contacts = await admin.client.get("/v1/contacts", params={"limit": 1})
     for _ in range(2):

@@ -185,3 +185,26 @@ async def test_concurrent_keyed_writes_all_succeed(rep: Actor, db: Database) -> 
     assert [r.status_code for r in responses] == [201] * len(emails)
     for email in emails:
         assert await contacts_with(db, email) == 1
+
+
+async def test_a_secret_shown_once_is_not_stored_nor_replayed(admin: Actor, db: Database) -> None:
+    first = await admin.client.post("/v1/api-keys", json={"name": "erp"}, headers=keyed("mint-1"))
+    assert first.status_code == 201, first.text
+    assert first.json()["secret"].startswith("crm_")
+    assert first.headers["cache-control"] == "no-store"
+    again = await admin.client.post("/v1/api-keys", json={"name": "erp"}, headers=keyed("mint-1"))
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["cache-control"] == "no-store"
+    assert "secret" not in again.json()
+    assert again.json()["id"] == first.json()["id"]
+    hook = await admin.client.post(
+        "/v1/webhooks", json={"url": "http://hooks.test/in"}, headers=keyed("hook-1")
+    )
+    assert hook.json()["secret"].startswith("whsec_")
+    async with db.sessionmaker() as session:
+        stored = (await session.execute(select(idempotency_keys.c.body))).scalars().all()
+    assert len(stored) == 2
+    for body in stored:
+        assert first.json()["secret"] not in body
+        assert hook.json()["secret"] not in body

@@ -47,6 +47,7 @@ add_upsert_routes(
     singular="company",
     service=record_service(CompanyService),
     create=CompanyCreate,
+    update=CompanyUpdate,
     read=CompanyRead,
     natural_key="domain",
 )

@@ -55,6 +55,7 @@ add_upsert_routes(
     singular="contact",
     service=contact_service,
     create=ContactCreate,
+    update=ContactUpdate,
     read=ContactRead,
     natural_key="email",
 )

@@ -24,11 +24,22 @@ class JSONBody(Response):
         return dump_json(content)
 
 
+SHOWN_ONCE = {"Cache-Control": "no-store"}
+"""The headers of a response that shows a secret (an API key, a webhook secret) once: no cache
+keeps it, and an idempotent replay of it leaves the secret out."""
+
+
 def record_response(
-    record: dict[str, Any], *, status_code: int = 200, location: str | None = None
+    record: dict[str, Any],
+    *,
+    status_code: int = 200,
+    location: str | None = None,
+    shows_secret: bool = False,
 ) -> JSONBody:
     """A single record, with its ETag (and Location for a create)."""
     headers = {"ETag": etag(record["version"])}
     if location:
         headers["Location"] = location
+    if shows_secret:
+        headers.update(SHOWN_ONCE)
     return JSONBody(record, status_code=status_code, headers=headers)

@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import ARRAY, JSON, Select, Table, bindparam, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 
@@ -96,9 +96,14 @@ def _at_item(error: DomainError, index: int) -> DomainError:
 
 
 async def upsert_many(
-    service: RecordService, items: Sequence[BaseModel], natural_key: str | None
+    service: RecordService,
+    items: Sequence[BaseModel],
+    natural_key: str | None,
+    update_model: type[BaseModel],
 ) -> list[ItemResult]:
-    """Upserts `items` (create models; for a match, only the fields each item sent apply)."""
+    """Upserts `items` (create models). For a match, only the fields each item sent apply,
+    and they must also be a valid update (`update_model`: e.g. no null for a field a PATCH
+    may omit but not clear)."""
     service.principal.require_write()
     table = service.kind.table
     session = service.session
@@ -121,8 +126,7 @@ async def upsert_many(
                 finals.append((index, row["id"], row))
                 continue
             service.authorize_change(current)
-            sent = item.model_dump(include=item.model_fields_set)
-            staged = await service.stage_update(current, sent, now)
+            staged = await service.stage_update(current, _as_update(item, update_model), now)
         except DomainError as error:
             raise _at_item(error, index) from None
         if staged is None:
@@ -146,6 +150,24 @@ async def upsert_many(
             "A concurrent write took one of these keys; retry the call (it is all or nothing)."
         ) from None
     return results
+
+
+def _as_update(item: BaseModel, update_model: type[BaseModel]) -> dict[str, Any]:
+    """The fields the item sent, checked as an update."""
+    try:
+        sent = item.model_dump(mode="json", include=item.model_fields_set)
+        patch = update_model.model_validate(sent)
+    except ValidationError as error:
+        fields: list[tuple[str, str]] = []
+        for problem in error.errors():
+            if problem["type"] == "not_nullable":  # names the fields in its context
+                names = str(problem["ctx"]["fields"]).split(", ")
+                fields += [(f"body.{name}", "may be omitted but not null") for name in names]
+            else:
+                path = ".".join(str(part) for part in problem["loc"])
+                fields.append((f"body.{path}" if path else "body", problem["msg"]))
+        raise Invalid("The item is not a valid change of the record it matches.", fields) from None
+    return patch.model_dump(include=patch.model_fields_set)
 
 
 def _match_key(item: BaseModel, natural_key: str | None) -> tuple[str, Any] | None:

@@ -87,6 +87,7 @@ add_upsert_routes(
     singular="deal",
     service=deal_service,
     create=DealCreate,
+    update=DealUpdate,
     read=DealRead,
     natural_key=None,
 )

@@ -20,7 +20,7 @@ def encode_position(position: int) -> str:
 
 def decode_position(cursor: str) -> int:
     (position,) = decode_cursor(cursor, _CURSOR, _KEY, field="query.after")
-    if position is None or position < 0:
+    if position is None or not 0 <= position < 2**63:  # a BIGINT
         raise Invalid("The cursor is not valid.", [("query.after", "not a feed position")])
     return int(position)
 

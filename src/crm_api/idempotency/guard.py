@@ -18,6 +18,7 @@ from functools import wraps
 from typing import Any, ParamSpec
 from uuid import UUID
 
+import orjson
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
@@ -27,13 +28,14 @@ from crm_api.core.db import Database, lock_for_write
 from crm_api.core.errors import BadRequest, Conflict, Invalid
 from crm_api.core.ids import utcnow
 from crm_api.core.principal import Principal
+from crm_api.core.responses import SHOWN_ONCE
 from crm_api.idempotency.models import idempotency_keys
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
 RETENTION = timedelta(hours=24)
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
-_KEPT_HEADERS = ("content-type", "location", "etag")
+_KEPT_HEADERS = ("content-type", "location", "etag", "cache-control")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 P = ParamSpec("P")
@@ -126,13 +128,19 @@ async def settle(session: AsyncSession, held: Claim) -> None:
     if response is None:
         return
     headers = {name: value for name, value in response.headers.items() if name in _KEPT_HEADERS}
+    body = bytes(response.body)
+    if headers.get("cache-control") == SHOWN_ONCE["Cache-Control"]:
+        # A secret is shown once: the stored copy, and so a replay, goes without it.
+        document = orjson.loads(body)
+        document.pop("secret", None)
+        body = orjson.dumps(document)
     row = {
         "api_key_id": held.api_key_id,
         "key": held.key,
         "fingerprint": held.fingerprint,
         "status_code": response.status_code,
         "headers": headers,
-        "body": bytes(response.body).decode(),
+        "body": body.decode(),
         "created_at": utcnow(),
     }
     await session.execute(insert(idempotency_keys), row)

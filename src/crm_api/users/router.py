@@ -6,7 +6,7 @@ from starlette.responses import Response
 
 from crm_api.core.enums import Role
 from crm_api.core.openapi import CREATE, READ, WRITE, problems
-from crm_api.core.responses import JSONBody, record_response
+from crm_api.core.responses import SHOWN_ONCE, JSONBody, record_response
 from crm_api.core.schemas import SafeStr, page_of, sent_fields
 from crm_api.deps import CurrentPrincipal, IfMatch, ListParamsDep, UserServiceDep
 from crm_api.routing import PrefixRouter, page_response
@@ -104,7 +104,8 @@ async def activate_user(user_id: UUID, users: UserServiceDep) -> Response:
 )
 async def create_api_key(body: ApiKeyCreate, users: UserServiceDep) -> Response:
     key = await users.create_api_key(name=body.name, scopes=body.scopes, user_id=body.user_id)
-    return JSONBody(key, status_code=201, headers={"Location": f"/v1/api-keys/{key['id']}"})
+    headers = {"Location": f"/v1/api-keys/{key['id']}", **SHOWN_ONCE}
+    return JSONBody(key, status_code=201, headers=headers)
 
 
 @keys_router.get(

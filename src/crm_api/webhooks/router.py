@@ -45,7 +45,7 @@ Path = "/{subscription_id}"
 async def create_webhook(body: WebhookCreate, service: Service) -> Response:
     created = await service.create(body.model_dump())
     location = f"/v1/webhooks/{created['id']}"
-    return record_response(created, status_code=201, location=location)
+    return record_response(created, status_code=201, location=location, shows_secret=True)
 
 
 @router.get("", operation_id="webhooks_list", response_model=page_of(WebhookRead), responses=READ)
@@ -95,7 +95,8 @@ async def delete_webhook(subscription_id: UUID, service: Service) -> Response:
 async def rotate_webhook_secret(
     subscription_id: UUID, body: SecretRotation, service: Service
 ) -> Response:
-    return record_response(await service.rotate_secret(subscription_id, body.overlap_hours))
+    rotated = await service.rotate_secret(subscription_id, body.overlap_hours)
+    return record_response(rotated, shows_secret=True)
 
 
 @router.get(
