@@ -10,11 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from crm_api.config import Settings
 from crm_api.core.db import Database
-from crm_api.core.ids import utcnow
+from crm_api.core.events import event_row, events
+from crm_api.core.ids import utcnow, uuid7
 from crm_api.feed.sequencer import place_committed
 from crm_api.webhooks.delivery import (
     RETRY_DELAYS,
@@ -490,3 +491,25 @@ def test_a_checked_address_is_where_the_send_goes() -> None:
     assert extensions == {"sni_hostname": "hooks.example.com"}
     v6 = Target("http://hooks.example.com/in", "hooks.example.com", "2606:2800:220:1::1")
     assert v6.request() == ("http://[2606:2800:220:1::1]/in", {"host": "hooks.example.com"}, {})
+
+
+async def test_a_subscription_gets_what_the_feed_places_after_it_is_made(
+    admin: Actor, db: Database, settings: Settings
+) -> None:
+    """Its start is a feed position, not a time: an event that committed a moment before it
+    but is placed after it (placement runs after commit) still reaches it, and nothing placed
+    before it does."""
+    await create_company(admin, name="Placed before")
+    await place_committed(db)
+    async with db.sessionmaker() as session:
+        late = event_row("company", "created", uuid7(), {"name": "Placed after"},
+                         utcnow() - timedelta(seconds=5))  # fmt: skip
+        await session.execute(insert(events), late)
+        await session.commit()
+    hook = await subscribe(admin, event_types=["company.created"])
+    endpoint = Endpoint(httpx.Response(200))
+    await run_worker(db, settings, endpoint)
+    names = [httpx.Response(200, content=r.content).json()["data"]["name"]
+             for r in endpoint.requests]  # fmt: skip
+    assert names == ["Placed after"]
+    assert len(await log_of(admin, hook["id"])) == 1

@@ -1,8 +1,8 @@
 """The worker's webhook jobs: fan the feed's events out to subscriptions, and send what is due.
 
-Fan-out follows the feed (positions are final once placed) from a mark kept in `feed_state`,
-one run at a time, and writes one delivery per event and matching subscription (only events
-that occurred after the subscription was made). Sending claims due deliveries (`FOR UPDATE SKIP
+Fan-out follows the feed (positions are final once placed) from each subscription's own
+position, set to the feed's end when it was made, one run at a time, and writes one delivery
+per event of the subscription's types. Sending claims due deliveries (`FOR UPDATE SKIP
 LOCKED` on PostgreSQL, so workers side by side never take the same one; SQLite has a single
 writer) by pushing their next attempt a lease ahead, sends them, and records the outcome. A
 worker that dies mid-send leaves its deliveries to be taken again when the lease runs out: at
@@ -27,12 +27,11 @@ from crm_api.config import Settings
 from crm_api.core.changes import write_change
 from crm_api.core.db import Database, lock_for_write
 from crm_api.core.enums import Role
-from crm_api.core.events import events, feed_state
+from crm_api.core.events import events
 from crm_api.core.ids import utcnow, uuid7
 from crm_api.core.reader import Reader, Row
 from crm_api.core.responses import dump_json
 from crm_api.feed.repository import EVENT_COLUMNS
-from crm_api.feed.sequencer import set_position
 from crm_api.users.repository import users
 from crm_api.webhooks.models import attempts, deliveries, subscriptions
 from crm_api.webhooks.schemas import DeliveryStatus
@@ -41,7 +40,6 @@ from crm_api.webhooks.signing import signature_header
 from crm_api.webhooks.targets import RefusedTarget, check_target, pinned_request
 
 log = logging.getLogger("crm_api.webhooks")
-FANNED_OUT = "webhooks_fanned_out"  # feed_state: the last feed position fanned out
 FAN_OUT_BATCH = 500
 SEND_BATCH = 8
 LEASE = timedelta(minutes=2)  # longer than any send (the timeout is at most 60 s)
@@ -66,65 +64,60 @@ _LIVE = and_(
 )
 
 
-_MARK = select(feed_state.c.position).where(feed_state.c.name == FANNED_OUT)
 _FEED_END = select(func.max(events.c.sequence))
+_BEHIND = (
+    select(subscriptions)
+    .where(_LIVE, _SUBSCRIPTION.fanned_out_through < bindparam("end"))
+    .order_by(_SUBSCRIPTION.id)
+)
 
 
-async def _behind(db: Database) -> bool:
-    """Whether the feed has events past the fan-out mark: read without a lock, so an idle
-    round does not take SQLite's write lock from the API."""
+async def _feed_end(db: Database) -> int | None:
+    """The feed's last position, read without a lock: an idle round takes no write lock."""
     async with db.sessionmaker() as session:
-        end = await session.scalar(_FEED_END)
-        return end is not None and end > (await session.scalar(_MARK) or 0)
+        end: int | None = await session.scalar(_FEED_END)
+        return end
 
 
 async def fan_out(db: Database) -> int:
-    """Writes the deliveries of events placed since the last run; returns how many events."""
-    done = 0
-    if not await _behind(db):
-        return done
-    while True:
-        async with db.sessionmaker() as session:
-            if db.is_sqlite:
-                await lock_for_write(session)
-            else:
-                await session.execute(_LOCK)
-            mark = await session.scalar(_MARK)
-            active = await session.execute(select(subscriptions).where(_LIVE))
-            targets = [dict(row) for row in active.mappings()]
-            if not targets:
-                # Nobody listens: nothing to send now, nor later for these events.
-                end = await session.scalar(_FEED_END)
-                if end is not None and end > (mark or 0):
-                    await session.execute(set_position(db), {"name": FANNED_OUT, "position": end})
-                    await session.commit()
-                return done
-            page = select(*EVENT_COLUMNS).where(events.c.sequence > (mark or 0))
-            found = await session.execute(page.order_by(events.c.sequence).limit(FAN_OUT_BATCH))
-            rows = [dict(row) for row in found.mappings()]
-            if not rows:
-                return done
-            now = utcnow()
-            new = [
-                _delivery(event, target["id"], now)
-                for event in rows
-                for target in targets
-                if _wants(target, event)
-            ]
-            if new:
-                await session.execute(insert(deliveries), new)
-            mark_row = {"name": FANNED_OUT, "position": rows[-1]["sequence"]}
-            await session.execute(set_position(db), mark_row)
-            await session.commit()
-        done += len(rows)
-        if len(rows) < FAN_OUT_BATCH:
-            return done
+    """Writes the deliveries of the events each live subscription has not had yet, from its
+    own feed position (set to the feed's end when it was made); returns how many it wrote.
+    Positions are final once placed, so reading up to the end seen first misses nothing."""
+    end = await _feed_end(db)
+    if end is None:
+        return 0
+    written = 0
+    async with db.sessionmaker() as session:
+        if db.is_sqlite:
+            await lock_for_write(session)
+        else:
+            await session.execute(_LOCK)
+        behind = await session.execute(_BEHIND, {"end": end})
+        for subscription in [dict(row) for row in behind.mappings()]:
+            written += await _fan_out_to(session, subscription, end)
+        await session.commit()
+    return written
 
 
-def _wants(subscription: Row, event: Row) -> bool:
-    types = subscription["event_types"]
-    wanted = not types or event["type"] in types
-    return wanted and event["occurred_at"] >= subscription["created_at"]
+async def _fan_out_to(session: AsyncSession, subscription: Row, end: int) -> int:
+    position = subscription["fanned_out_through"]
+    page = select(*EVENT_COLUMNS).where(events.c.sequence > position, events.c.sequence <= end)
+    if subscription["event_types"]:
+        page = page.where(events.c.type.in_(subscription["event_types"]))
+    found = await session.execute(page.order_by(events.c.sequence).limit(FAN_OUT_BATCH))
+    rows = [dict(row) for row in found.mappings()]
+    now = utcnow()
+    if rows:
+        new = [_delivery(event, subscription["id"], now) for event in rows]
+        await session.execute(insert(deliveries), new)
+    # A full page stops at its last event; otherwise every event up to `end` is in it.
+    reached = rows[-1]["sequence"] if len(rows) == FAN_OUT_BATCH else end
+    await session.execute(
+        update(subscriptions)
+        .where(_SUBSCRIPTION.id == subscription["id"])
+        .values(fanned_out_through=reached)
+    )
+    return len(rows)
 
 
 def _delivery(event: Row, subscription_id: Any, now: datetime) -> dict[str, Any]:

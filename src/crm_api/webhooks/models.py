@@ -31,6 +31,9 @@ class WebhookSubscription(Base):
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disabled_reason: Mapped[str | None] = mapped_column(String(300))
+    fanned_out_through: Mapped[int] = mapped_column(
+        BigInteger, doc="The feed position its deliveries are written up to."
+    )
     created_by: Mapped[UUID] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

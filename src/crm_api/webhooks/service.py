@@ -18,13 +18,15 @@ from crm_api.core.ids import utcnow, uuid7
 from crm_api.core.listing import ListParams, ListSpec, run_list, sort_key
 from crm_api.core.principal import Principal
 from crm_api.core.reader import Reader, Row
+from crm_api.feed.sequencer import FEED_END
 from crm_api.webhooks.models import attempts, deliveries, subscriptions
 from crm_api.webhooks.schemas import DeliveryStatus
 from crm_api.webhooks.signing import new_secret
 from crm_api.webhooks.targets import RefusedTarget, check_target
 
 ENTITY = "webhook_subscription"
-PUBLIC = tuple(c.key for c in subscriptions.c if c.key not in ("secret", "previous_secret"))
+HIDDEN = ("secret", "previous_secret", "fanned_out_through")
+PUBLIC = tuple(c.key for c in subscriptions.c if c.key not in HIDDEN)
 SUBSCRIPTION_LIST = ListSpec(
     table=subscriptions,
     filters={"active": lambda: subscriptions.c.active == bindparam("active")},
@@ -75,6 +77,8 @@ class WebhookService:
             "previous_secret_expires_at": None,
             "failing_since": None,
             "disabled_reason": None,
+            # It gets the events placed in the feed from now on (see webhooks.delivery).
+            "fanned_out_through": await self.session.scalar(select(FEED_END)),
             "created_by": self.principal.user_id,
             "created_at": now,
             "updated_at": now,

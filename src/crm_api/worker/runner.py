@@ -19,7 +19,7 @@ from crm_api.core.db import Database
 from crm_api.core.ids import utcnow
 from crm_api.feed.sequencer import place_committed, purge_expired
 from crm_api.idempotency.guard import purge_expired_keys
-from crm_api.webhooks.delivery import SEND_BATCH, deliver_due, fan_out
+from crm_api.webhooks.delivery import FAN_OUT_BATCH, SEND_BATCH, deliver_due, fan_out
 
 log = logging.getLogger("crm_api.worker")
 RETENTION_EVERY_SECONDS = 3600.0
@@ -35,7 +35,8 @@ class Worker:
     async def tick(self) -> None:
         """One round of every job that has work."""
         await place_committed(self.db)
-        await fan_out(self.db)
+        while await fan_out(self.db) >= FAN_OUT_BATCH:
+            pass
         while await deliver_due(self.db, self.client, self.settings) == SEND_BATCH:
             pass
         if time.monotonic() >= self._retention_due:
