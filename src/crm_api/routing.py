@@ -6,7 +6,7 @@ dependency; the handlers below stay two lines each and identical across resource
 
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -63,6 +63,14 @@ def page_response(
     return JSONBody(body)
 
 
+@dataclass(frozen=True)
+class Upsert:
+    """A resource's batch upsert: items match on `external_id`, else on `natural_key` (a
+    contact's email, a company's domain) when there is one."""
+
+    natural_key: str | None = None
+
+
 def add_record_routes(
     router: APIRouter,
     *,
@@ -73,8 +81,10 @@ def add_record_routes(
     update: type[BaseModel],
     read: type[BaseModel],
     filters: Callable[..., Awaitable[dict[str, Any]]],
+    upsert: Upsert | None = None,
 ) -> None:
-    """List, create, get, update, archive and restore on `router` for one resource."""
+    """List, create, get, update, archive and restore on `router` for one resource; with
+    `upsert`, also batch upsert and lookup by external id."""
     ServiceDep = Annotated[RecordService, Depends(service)]  # noqa: N806
     FiltersDep = Annotated[dict[str, Any], Depends(filters)]  # noqa: N806
     RecordId = Annotated[UUID, Path(alias=f"{singular}_id")]  # noqa: N806
@@ -157,20 +167,23 @@ def add_record_routes(
     async def restore_record(record_id: RecordId, service: ServiceDep) -> Response:
         return record_response(await service.restore(record_id))
 
+    if upsert is not None:
+        _add_upsert_routes(router, resource, singular, service, create, update, read, upsert)
 
-def add_upsert_routes(
+
+def _add_upsert_routes(
     router: APIRouter,
-    *,
     resource: str,
     singular: str,
     service: Callable[..., Awaitable[RecordService]],
     create: type[BaseModel],
     update: type[BaseModel],
     read: type[BaseModel],
-    natural_key: str | None,
+    upsert: Upsert,
 ) -> None:
     """`POST …/batch/upsert` and `GET …/by-external-id/{external_id}` for one resource."""
     ServiceDep = Annotated[RecordService, Depends(service)]  # noqa: N806
+    natural_key = upsert.natural_key
     body_model = create_model(
         f"{singular.title()}BatchUpsert",
         items=(list[create], Field(min_length=1, max_length=MAX_ITEMS)),  # type: ignore[valid-type]

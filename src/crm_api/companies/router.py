@@ -8,7 +8,7 @@ from crm_api.companies.service import CompanyService
 from crm_api.core.enums import LifecycleStage
 from crm_api.core.schemas import Domain, SafeStr
 from crm_api.deps import SearchText, TimeRangeFilters, record_service
-from crm_api.routing import PrefixRouter, add_record_routes, add_upsert_routes
+from crm_api.routing import PrefixRouter, Upsert, add_record_routes
 
 router = PrefixRouter(prefix="/v1/companies", tags=["companies"])
 
@@ -40,14 +40,5 @@ add_record_routes(
     update=CompanyUpdate,
     read=CompanyRead,
     filters=company_filters,
-)
-add_upsert_routes(
-    router,
-    resource="companies",
-    singular="company",
-    service=record_service(CompanyService),
-    create=CompanyCreate,
-    update=CompanyUpdate,
-    read=CompanyRead,
-    natural_key="domain",
+    upsert=Upsert(natural_key="domain"),
 )

@@ -11,7 +11,7 @@ from crm_api.core.enums import LifecycleStage
 from crm_api.core.openapi import READ
 from crm_api.core.schemas import SafeStr, page_of
 from crm_api.deps import ListParamsDep, SearchText, TimeRangeFilters, record_service
-from crm_api.routing import PrefixRouter, add_record_routes, add_upsert_routes, page_response
+from crm_api.routing import PrefixRouter, Upsert, add_record_routes, page_response
 
 router = PrefixRouter(prefix="/v1/contacts", tags=["contacts"])
 company_contacts_router = PrefixRouter(prefix="/v1/companies", tags=["companies"])
@@ -48,16 +48,7 @@ add_record_routes(
     update=ContactUpdate,
     read=ContactRead,
     filters=contact_filters,
-)
-add_upsert_routes(
-    router,
-    resource="contacts",
-    singular="contact",
-    service=contact_service,
-    create=ContactCreate,
-    update=ContactUpdate,
-    read=ContactRead,
-    natural_key="email",
+    upsert=Upsert(natural_key="email"),
 )
 
 

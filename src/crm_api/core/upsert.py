@@ -23,6 +23,7 @@ from crm_api.core.batch import InsertBatch
 from crm_api.core.db import lock_for_write
 from crm_api.core.errors import Conflict, DomainError, Invalid
 from crm_api.core.ids import utcnow
+from crm_api.core.listing import one_of
 from crm_api.core.reader import Reader, Row
 from crm_api.core.records import RecordService
 from crm_api.core.schemas import UpsertOutcome
@@ -217,8 +218,9 @@ def _live_with(table: Table, column: str, postgres: bool, lock: bool) -> Select[
     per value (a LATERAL join): with `= ANY` and stale statistics (right after a bulk load,
     before autovacuum analyzes) the planner may instead filter a whole partial index."""
     if not postgres:
-        found = select(table).where(table.c.archived_at.is_(None), table.c[column].in_(
-            bindparam("values", expanding=True)))  # fmt: skip
+        found = select(table).where(
+            table.c.archived_at.is_(None), one_of(table.c[column], "values", postgres)
+        )
         return found.with_for_update() if lock else found
     values = bindparam("values", type_=ARRAY(table.c[column].type))
     keys = func.unnest(values).table_valued("value").render_derived(name="keys")

@@ -25,7 +25,7 @@ from crm_api.deals.schemas import (
 )
 from crm_api.deals.service import DealService
 from crm_api.deps import IfMatch, TimeRangeFilters, record_service
-from crm_api.routing import PrefixRouter, add_record_routes, add_upsert_routes, page_response
+from crm_api.routing import PrefixRouter, Upsert, add_record_routes, page_response
 
 router = PrefixRouter(prefix="/v1/deals", tags=["deals"])
 board_router = PrefixRouter(prefix="/v1/pipelines", tags=["pipelines"])
@@ -80,16 +80,7 @@ add_record_routes(
     update=DealUpdate,
     read=DealRead,
     filters=deal_filters,
-)
-add_upsert_routes(
-    router,
-    resource="deals",
-    singular="deal",
-    service=deal_service,
-    create=DealCreate,
-    update=DealUpdate,
-    read=DealRead,
-    natural_key=None,
+    upsert=Upsert(),
 )
 
 

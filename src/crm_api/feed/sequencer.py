@@ -18,7 +18,7 @@ from sqlalchemy import Insert, bindparam, case, delete, func, select, text, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_api.core.db import Database
+from crm_api.core.db import Database, lock_for_write
 from crm_api.core.events import events, feed_state
 
 BATCH = 5000
@@ -53,6 +53,7 @@ _LAST_EXPIRED = select(func.max(events.c.sequence)).where(events.c.occurred_at <
 
 async def _take_turn(db: Database, session: AsyncSession, wait: bool) -> bool:
     if db.is_sqlite:
+        await lock_for_write(session)  # its single writer: take the write lock before reading
         return True
     locked = await session.scalar(_LOCK if wait else _TRY_LOCK)
     return wait or bool(locked)
@@ -66,6 +67,7 @@ async def place_committed(db: Database, *, wait: bool = True) -> int:
     async with db.sessionmaker() as session:
         if (await session.execute(_ANY_UNPLACED)).first() is None:
             return 0
+        await session.rollback()  # that look took no lock; the placing below takes its turn
         while await _take_turn(db, session, wait):
             count: int = (await session.execute(_PLACE)).rowcount  # type: ignore[attr-defined]
             await session.commit()
@@ -75,7 +77,7 @@ async def place_committed(db: Database, *, wait: bool = True) -> int:
     return placed
 
 
-def set_position(db: Database) -> Insert:
+def _set_position(db: Database) -> Insert:
     """Upserts a named feed position (`name`, `position` parameters)."""
     insert = (sqlite.insert if db.is_sqlite else postgresql.insert)(feed_state)
     return insert.on_conflict_do_update(
@@ -92,7 +94,7 @@ async def purge_expired(db: Database, now: datetime, retention_days: int) -> int
         if last is not None:
             # By position, not time: everything up to the mark is gone, everything after kept.
             await session.execute(delete(events).where(events.c.sequence <= last))
-            await session.execute(set_position(db), {"name": PURGED_THROUGH, "position": last})
+            await session.execute(_set_position(db), {"name": PURGED_THROUGH, "position": last})
         mark: int = (await session.execute(PURGE_MARK)).scalar_one()
         await session.commit()
     return mark
