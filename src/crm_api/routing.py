@@ -199,7 +199,7 @@ def _add_upsert_routes(
         summary=f"Create or update up to {MAX_ITEMS} {resource} in one transaction",
         description=f"Each item is matched on {matched_on} among live {resource}: no match "
         "creates it, a match gets the fields the item sent. All or nothing: an invalid item "
-        "fails the call, and its errors name it (`body.items[3].email`).",
+        "fails the call, and its errors name it (`body.items.3.email`).",
     )
     async def batch_upsert(body: body_model, service: ServiceDep) -> Response:
         results = await upsert_many(service, body.items, natural_key, update)  # type: ignore[attr-defined]

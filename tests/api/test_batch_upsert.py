@@ -88,12 +88,12 @@ async def test_one_bad_item_fails_the_call_and_names_itself(admin: Actor, db: Da
     items += [{"first_name": "Ok too"}, {"first_name": "Bad", "email": 5}]
     response = await admin.client.post("/v1/contacts/batch/upsert", json={"items": items})
     body = assert_problem(response, 422, "validation")
-    assert any("items" in field and "2" in field for field in error_fields(body)), body
+    assert error_fields(body) == {"body.items.2.email"}  # the format request validation uses
     # A check only the service makes (the company must exist) names the item too.
     items[2] = {"first_name": "Bad", "company_id": "01930000-0000-7000-8000-000000000000"}
     response = await admin.client.post("/v1/contacts/batch/upsert", json={"items": items})
     body = assert_problem(response, 422, "validation")
-    assert error_fields(body) == {"body.items[2].company_id"}
+    assert error_fields(body) == {"body.items.2.company_id"}
     assert body["detail"].startswith("Item 2: ")
     assert await contact_count(db) == before
 
@@ -104,13 +104,13 @@ async def test_repeats_and_clashes(admin: Actor, db: Database) -> None:
     repeated = [{"external_id": "R-1", "first_name": "A"}, {"external_id": "R-1"}]
     response = await admin.client.post("/v1/contacts/batch/upsert", json={"items": repeated})
     body = assert_problem(response, 422, "validation")
-    assert error_fields(body) == {"body.items[1].external_id"}
+    assert error_fields(body) == {"body.items.1.external_id"}
     same_email = [
         {"external_id": "S-1", "email": "same@example.com"},
         {"external_id": "S-2", "email": "same@example.com"},
     ]
     response = await admin.client.post("/v1/contacts/batch/upsert", json={"items": same_email})
-    assert error_fields(assert_problem(response, 422, "validation")) == {"body.items[1].email"}
+    assert error_fields(assert_problem(response, 422, "validation")) == {"body.items.1.email"}
     clash = [{"first_name": "New"}, {"external_id": "C-1", "email": taken["email"]}]
     # Matched on external_id (none), so it would create a second contact with a taken email.
     response = await admin.client.post("/v1/contacts/batch/upsert", json={"items": clash})
@@ -175,10 +175,10 @@ async def test_a_match_is_checked_as_an_update(admin: Actor, rep: Actor) -> None
         "/v1/deals/batch/upsert",
         json={"items": [{"name": "Kept", "external_id": "N-1", "currency": None}]},
     )
-    assert error_fields(assert_problem(response, 422, "validation")) == {"body.items[0].currency"}
+    assert error_fields(assert_problem(response, 422, "validation")) == {"body.items.0.currency"}
     mine = await create_contact(rep, external_id="N-2")
     response = await admin.client.post(
         "/v1/contacts/batch/upsert", json={"items": [{"external_id": "N-2", "owner_id": None}]}
     )
-    assert error_fields(assert_problem(response, 422, "validation")) == {"body.items[0].owner_id"}
+    assert error_fields(assert_problem(response, 422, "validation")) == {"body.items.0.owner_id"}
     assert (await admin.client.get(f"/v1/contacts/{mine['id']}")).json()["owner_id"] == str(rep.id)

@@ -89,7 +89,7 @@ def _at_item(error: DomainError, index: int) -> DomainError:
     error.detail = f"Item {index}: {error.detail}"
     fields = error.extra.get("errors")
     if fields:
-        prefix = f"body.items[{index}]."
+        prefix = f"body.items.{index}."
         error.extra["errors"] = [
             {**field, "field": prefix + field["field"].removeprefix("body.")} for field in fields
         ]
@@ -188,7 +188,7 @@ def _reject_repeats(keys: list[tuple[str, Any] | None]) -> None:
             column = key[0]
             raise Invalid(
                 f"Items {first[key]} and {index} match the same {column}.",
-                [(f"body.items[{index}].{column}", f"the same as item {first[key]}")],
+                [(f"body.items.{index}.{column}", f"the same as item {first[key]}")],
             )
         first[key] = index
 
@@ -244,7 +244,7 @@ async def _reject_clashes(service: RecordService, finals: list[tuple[int, UUID, 
             if value in holders:
                 raise Invalid(
                     f"Items {holders[value][0]} and {index} set the same {column}.",
-                    [(f"body.items[{index}].{column}", f"the same as item {holders[value][0]}")],
+                    [(f"body.items.{index}.{column}", f"the same as item {holders[value][0]}")],
                 )
             holders[value] = (index, record_id)
         if not holders:
