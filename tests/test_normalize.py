@@ -1,13 +1,43 @@
 """Canonical forms of emails, phones, domains and names (crm_api.core.normalize)."""
 
+import random
+
 import pytest
+from email_validator import EmailNotValidError, validate_email
 
 from crm_api.core.normalize import (
+    _plain_email,
     collapse_whitespace,
     normalize_domain,
     normalize_email,
     normalize_phone,
 )
+
+
+def _full_check(value: str) -> str | None:
+    """What email_validator alone makes of `value` (None: invalid)."""
+    try:
+        result = validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return (result.ascii_email or result.normalized).lower()
+
+
+def _address_like(rng: random.Random) -> str:
+    """Mostly plain addresses, with pieces that sit on the plain shape's edges mixed in: odd
+    characters, dots, dashes, long parts, reserved domains, Punycode and R-LDH labels."""
+    plain = ["a", "Z", "0", "_", "+", "-", "jo", "x" * 20]
+    odd = [".", "..", "--", "xn--", "ab--", "!", "'", "é", " ", "@", "x" * 63, "y" * 64,
+           "local", "test", "arpa", "onion", "1", "9", "-"]  # fmt: skip
+
+    def part(most: int) -> str:
+        count = rng.randint(0 if rng.random() < 0.05 else 1, most)
+        return "".join(rng.choice(odd if rng.random() < 0.08 else plain) for _ in range(count))
+
+    local = ".".join(part(3) for _ in range(rng.randint(1, 3)))
+    labels = [part(3) for _ in range(rng.randint(1, 4))]
+    tld = rng.choice(["com", "de", "c0m", "x", "COM", "local", "test", part(2)])
+    return f"{local}@{'.'.join([*labels, tld])}"
 
 
 class TestCollapseWhitespace:
@@ -62,6 +92,35 @@ class TestNormalizeEmail:
     def test_rejects_invalid_addresses(self, given: str) -> None:
         with pytest.raises(ValueError, match="not a valid email"):
             normalize_email(given)
+
+    def test_the_fast_path_agrees_with_email_validator(self) -> None:
+        rng = random.Random(20261206)
+        taken = 0
+        for _ in range(30_000):
+            value = _address_like(rng)
+            plain = _plain_email(value)
+            if plain is not None:
+                taken += 1
+                assert plain == _full_check(value), value
+            assert normalize_email_or_none(value) == _full_check(value.strip()), value
+        assert taken > 1000  # the shape is common enough that the comparison means something
+
+    @pytest.mark.parametrize(
+        "given",
+        ["jane@mail.local", "jane@x.onion", "a@b.test", "a@xn--bcher-kva.de", "a@ab--cd.com",
+         "a.@example.com", "a@-example.com", "a@example-.com", "a@example.c0m",
+         f"{'a' * 65}@example.com", f"a@{'b' * 64}.com", "Jane.O'Hara@example.com"],
+    )  # fmt: skip
+    def test_the_fast_path_leaves_the_unusual_to_the_full_check(self, given: str) -> None:
+        assert _plain_email(given) is None
+        assert normalize_email_or_none(given) == _full_check(given)
+
+
+def normalize_email_or_none(value: str) -> str | None:
+    try:
+        return normalize_email(value)
+    except ValueError:
+        return None
 
 
 class TestNormalizePhone:

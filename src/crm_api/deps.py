@@ -64,19 +64,24 @@ async def get_context(
     reaches the client as an error; a write's Idempotency-Key and response commit with it."""
     principal = await _authenticate(request, credentials)
     db = get_db(request)
-    async with db.sessionmaker() as session:
+    session = db.sessionmaker()
+    held = None
+    try:
         held = await idempotency.claim(request, principal, session, postgres=not db.is_sqlite)
-        try:
-            yield RequestContext(
-                principal, session, Reader(db, session), request.app.state.authenticator
-            )
-            if held is not None:
-                await idempotency.settle(session, held)
-            if session.in_transaction():
-                await session.commit()
-        finally:
-            if held is not None:
-                idempotency.release(held)
+        yield RequestContext(
+            principal, session, Reader(db, session), request.app.state.authenticator
+        )
+        if held is not None:
+            await idempotency.settle(session, held)
+        if session.in_transaction():
+            await session.commit()
+    finally:
+        if held is not None:
+            idempotency.release(held)
+        # A session holds a connection only inside a transaction; one that never began one
+        # (a create on PostgreSQL writes on the raw pool) or committed has nothing to close.
+        if session.in_transaction():
+            await session.close()
 
 
 ContextDep = Annotated[RequestContext, Depends(get_context, scope="function")]
