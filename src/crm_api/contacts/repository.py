@@ -31,12 +31,13 @@ def _with_company() -> Any:
     return with_next_task(stmt, contacts)
 
 
+_COMPANY_LABELS = tuple(_COMPANY + column.key for column in COMPANY_SUMMARY_COLUMNS)
+_NOT_SHOWN = frozenset({"name_key", *_COMPANY_LABELS})
+_COMPANY_SHAPE = tuple(zip(COMPANY_SUMMARY_COLUMNS, _COMPANY_LABELS, strict=True))
+
+
 def to_read(row: Row) -> dict[str, Any]:
-    record = {
-        key: value
-        for key, value in row.items()
-        if key != "name_key" and not key.startswith(_COMPANY)
-    }
+    record = {key: value for key, value in row.items() if key not in _NOT_SHOWN}
     record["company"] = company_summary(row, _COMPANY)
     pop_next_task(record)
     return record
@@ -89,6 +90,6 @@ def in_read_shape(row: Row, company: Row | None, next_task: Row | None) -> Row:
     """A raw contact row in the read shape, given its company's and next task's summaries."""
     return {
         **row,
-        **{_COMPANY + key: (company or {}).get(key) for key in ("id", "name", "domain")},
+        **{label: (company or {}).get(column.key) for column, label in _COMPANY_SHAPE},
         **next_task_columns(next_task),
     }

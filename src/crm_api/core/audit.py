@@ -49,6 +49,8 @@ AUDIT_LIST = ListSpec(
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
     """`{field: [before, after]}` for every field whose value differs."""
+    if not before:  # a creation: every field that is set
+        return {key: [None, value] for key, value in after.items() if value is not None}
     return {
         key: [before.get(key), value] for key, value in after.items() if before.get(key) != value
     }

@@ -180,8 +180,9 @@ class RecordColumns:
 JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
-def _json_dumps(value: Any) -> str:
-    # UUIDs and datetimes have native orjson forms; anything else (Decimal) is stored as its str.
+def json_text(value: Any) -> str:
+    """How JSON columns are written. UUIDs and datetimes have native orjson forms; anything else
+    (Decimal) is stored as its str."""
     return orjson.dumps(value, default=str).decode()
 
 
@@ -206,12 +207,12 @@ whose estimated cost crosses jit_above_cost spent 4 s compiling for 1 s of execu
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if is_sqlite(url):
-        engine = create_async_engine(url, json_serializer=_json_dumps)
+        engine = create_async_engine(url, json_serializer=json_text)
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
         return engine
     return create_async_engine(
         url,
-        json_serializer=_json_dumps,
+        json_serializer=json_text,
         json_deserializer=orjson.loads,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -238,7 +239,7 @@ async def lock_for_write(session: AsyncSession) -> None:
 async def _init_raw_connection(connection: asyncpg.Connection) -> None:
     for json_type in ("json", "jsonb"):
         await connection.set_type_codec(
-            json_type, encoder=_json_dumps, decoder=orjson.loads, schema="pg_catalog"
+            json_type, encoder=json_text, decoder=orjson.loads, schema="pg_catalog"
         )
 
 

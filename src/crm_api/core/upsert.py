@@ -16,11 +16,23 @@ from uuid import UUID
 
 import asyncpg
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import ARRAY, JSON, Select, Table, bindparam, func, insert, select, true, update
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from crm_api.core.batch import InsertBatch
-from crm_api.core.db import lock_for_write
+from crm_api.core.db import json_text, lock_for_write
 from crm_api.core.errors import Conflict, DomainError, Invalid
 from crm_api.core.ids import utcnow
 from crm_api.core.listing import one_of
@@ -63,21 +75,17 @@ class TableBatch(InsertBatch):
             if reader.db.is_sqlite:
                 await session.execute(insert(table), values_list)
                 continue
-            connection = await session.connection()
             # As on the raw read path (core.reader), asyncpg takes these values natively; only
-            # JSON needs SQLAlchemy's serializing bind processor.
-            serialize = {
-                index: table.c[name]
-                .type.dialect_impl(connection.dialect)
-                .bind_processor(connection.dialect)
-                for index, name in enumerate(columns)
-                if isinstance(table.c[name].type, JSON)
-            }
+            # JSON goes as text (None stays NULL, as through SQLAlchemy).
+            json_columns = [
+                index for index, name in enumerate(columns) if isinstance(table.c[name].type, JSON)
+            ]
             records = [[values[name] for name in columns] for values in values_list]
-            for index, process in serialize.items():
-                if process is not None:
-                    for record in records:
-                        record[index] = process(record[index])
+            for record in records:
+                for index in json_columns:
+                    if record[index] is not None:
+                        record[index] = json_text(record[index])
+            connection = await session.connection()
             driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
             await driver.copy_records_to_table(
                 table.name, records=[tuple(r) for r in records], columns=columns
@@ -140,13 +148,17 @@ async def upsert_many(
         updates.setdefault(tuple(sorted(stored)), []).append({**stored, "_id": current["id"]})
         results.append(ItemResult(index, current["id"], UpsertOutcome.updated))
         finals.append((index, current["id"], after))
-    await _reject_clashes(service, finals)
+    holders = _unique_holders(service, finals)
     try:
         for names, rows in updates.items():
             statement = update(table).where(table.c.id == bindparam("_id"))
             await session.execute(statement.values({c: bindparam(c) for c in names}), rows)
         await batch.flush(service.reader)
     except (IntegrityError, asyncpg.UniqueViolationError):
+        # The unique indexes decide; only when one refuses is it worth finding out which item
+        # clashed with which record (the transaction is lost by then: look in a new one).
+        await session.rollback()
+        await _reject_clashes(service, holders)
         raise Conflict(
             "A concurrent write took one of these keys; retry the call (it is all or nothing)."
         ) from None
@@ -197,66 +209,98 @@ async def _existing(
     service: RecordService, keys: list[tuple[str, Any] | None]
 ) -> dict[tuple[str, Any], Row]:
     """The live records the keys match, locked until commit."""
-    table = service.kind.table
-    postgres = not service.reader.db.is_sqlite
     by_column: dict[str, list[Any]] = {}
     for key in keys:
         if key is not None:
             by_column.setdefault(key[0], []).append(key[1])
     found: dict[tuple[str, Any], Row] = {}
     for column, values in by_column.items():
-        statement = _live_with(table, column, postgres, lock=True)
-        found_rows = await service.session.execute(statement, {"values": values})
-        for row in found_rows.mappings():
-            # Plain str keys: through the LATERAL subquery they are SQLAlchemy label objects.
-            found[(column, row[column])] = {str(key): value for key, value in row.items()}
+        for row in await _find_live(service, column, values, lock=True):
+            found[(column, row[column])] = row
     return found
 
 
+# The lookups run as prepared statements, and PostgreSQL may keep a generic plan made while
+# the table was empty, when walking any partial index on `archived_at IS NULL` looks as cheap
+# as probing the right one. During a bulk load that plan stays until autovacuum analyzes the
+# table, and each lookup compares every value with every live row: quadratic. So they are
+# planned per call, for the table's current size; the writes that follow keep cached plans
+# (their foreign-key checks, planned per row, would cost more than the rows).
+_PLAN_PER_CALL = text("SET LOCAL plan_cache_mode = force_custom_plan")
+_PLAN_AS_USUAL = text("SET LOCAL plan_cache_mode = DEFAULT")
+
+
+async def _find_live(
+    service: RecordService, column: str, values: list[Any], *, lock: bool
+) -> list[Row]:
+    """The live records whose `column` is one of `values`: whole and locked until commit with
+    `lock`, else only their id and `column`."""
+    session = service.session
+    postgres = not service.reader.db.is_sqlite
+    statement = _live_with(service.kind.table, column, postgres, lock)
+    if postgres:
+        await session.execute(_PLAN_PER_CALL)
+    result = await session.execute(statement, {"values": values})
+    # Plain str keys: through the LATERAL subquery they are SQLAlchemy label objects.
+    rows = [{str(key): value for key, value in row.items()} for row in result.mappings()]
+    if postgres:
+        await session.execute(_PLAN_AS_USUAL)
+    return rows
+
+
 def _live_with(table: Table, column: str, postgres: bool, lock: bool) -> Select[Any]:
-    """The live rows whose `column` is one of `:values`. On PostgreSQL, one unique-index probe
-    per value (a LATERAL join): with `= ANY` and stale statistics (right after a bulk load,
-    before autovacuum analyzes) the planner may instead filter a whole partial index."""
+    """The live rows whose `column` (unique among live rows) is one of `:values`: whole rows
+    locked for update with `lock`, else their id and `column`. On PostgreSQL, a LATERAL join:
+    one unique-index probe per value where the table is large."""
+    shown = (table,) if lock else (table.c.id, table.c[column])
     if not postgres:
-        found = select(table).where(
+        found = select(*shown).where(
             table.c.archived_at.is_(None), one_of(table.c[column], "values", postgres)
         )
         return found.with_for_update() if lock else found
     values = bindparam("values", type_=ARRAY(table.c[column].type))
     keys = func.unnest(values).table_valued("value").render_derived(name="keys")
-    matched = select(table).where(table.c[column] == keys.c.value, table.c.archived_at.is_(None))
+    matched = select(*shown).where(table.c[column] == keys.c.value, table.c.archived_at.is_(None))
     if lock:
         matched = matched.with_for_update()
     rows = matched.lateral("matched")
     return select(rows).select_from(keys).join(rows, true())
 
 
-async def _reject_clashes(service: RecordService, finals: list[tuple[int, UUID, Row]]) -> None:
-    """409 for an item whose unique value (email, domain, external_id) another live record
-    holds, or another item of the call sets too (422)."""
-    kind = service.kind
-    for column in kind.unique_keys:
-        holders: dict[Any, tuple[int, UUID]] = {}
+Holders = dict[str, dict[Any, tuple[int, UUID]]]
+"""Per unique column: each value the call writes, with the item and record that hold it."""
+
+
+def _unique_holders(service: RecordService, finals: list[tuple[int, UUID, Row]]) -> Holders:
+    """The unique values (email, domain, external_id) the call's records end with; 422 when
+    two items set the same one."""
+    holders: Holders = {}
+    for column in service.kind.unique_keys:
+        of_column = holders[column] = {}
         for index, record_id, row in finals:
             value = row.get(column)
             if value is None:
                 continue
-            if value in holders:
+            if value in of_column:
+                first = of_column[value][0]
                 raise Invalid(
-                    f"Items {holders[value][0]} and {index} set the same {column}.",
-                    [(f"body.items.{index}.{column}", f"the same as item {holders[value][0]}")],
+                    f"Items {first} and {index} set the same {column}.",
+                    [(f"body.items.{index}.{column}", f"the same as item {first}")],
                 )
-            holders[value] = (index, record_id)
-        if not holders:
+            of_column[value] = (index, record_id)
+    return holders
+
+
+async def _reject_clashes(service: RecordService, holders: Holders) -> None:
+    """409 naming the first item whose unique value another live record holds."""
+    for column, of_column in holders.items():
+        if not of_column:
             continue
-        table = kind.table
-        postgres = not service.reader.db.is_sqlite
-        statement = _live_with(table, column, postgres, lock=False)
-        found = await service.session.execute(statement, {"values": list(holders)})
-        for holder in found.mappings():
-            index, record_id = holders[holder[column]]
+        for holder in await _find_live(service, column, list(of_column), lock=False):
+            index, record_id = of_column[holder[column]]
             if holder["id"] != record_id:
                 raise Conflict(
-                    f"Item {index}: another live {kind.entity_type} already has this {column}.",
+                    f"Item {index}: another live {service.kind.entity_type} already has this "
+                    f"{column}.",
                     existing_id=str(holder["id"]),
                 )

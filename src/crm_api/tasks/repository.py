@@ -79,9 +79,12 @@ def with_next_task(stmt: Select[Any], record: Table) -> Select[Any]:
     return stmt.add_columns(*columns).outerjoin(alias, alias.c.id == record.c.next_task_id)
 
 
+_NEXT_LABELS = tuple((column.key, _NEXT + column.key) for column in NEXT_TASK_COLUMNS)
+
+
 def pop_next_task(record: dict[str, Any]) -> None:
     """Replaces the `next_task__*` columns (and `next_task_id`) of a read row by `next_task`."""
-    summary = {column.key: record.pop(_NEXT + column.key, None) for column in NEXT_TASK_COLUMNS}
+    summary = {key: record.pop(label, None) for key, label in _NEXT_LABELS}
     record.pop("next_task_id", None)
     record["next_task"] = summary if summary["id"] is not None else None
 
@@ -96,7 +99,8 @@ async def next_task_summary(reader: Reader, task_id: UUID | None) -> Row | None:
 
 def next_task_columns(summary: Row | None) -> Row:
     """A next task's summary (or none) in the `next_task__*` labels of a read row."""
-    return {_NEXT + column.key: (summary or {}).get(column.key) for column in NEXT_TASK_COLUMNS}
+    summary = summary or {}
+    return {label: summary.get(key) for key, label in _NEXT_LABELS}
 
 
 def refresh_next_task(record: Table, link: Any) -> Any:
