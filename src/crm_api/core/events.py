@@ -23,7 +23,7 @@ class Event(Base):
     __tablename__ = "events"
 
     outbox_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    sequence: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    sequence: Mapped[int | None] = mapped_column(BigInteger)
     id: Mapped[UUID] = mapped_column(Uuid, unique=True)
     type: Mapped[str] = mapped_column(String(60))
     entity_type: Mapped[str] = mapped_column(String(40))
@@ -32,8 +32,22 @@ class Event(Base):
     changed_fields: Mapped[list[str] | None] = mapped_column(JSONType)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
+    # Readers of the feed see placed events only; an insert (not yet placed) skips these.
     __table_args__ = (
-        Index("ix_events_type_sequence", "type", "sequence"),
+        Index(
+            "uq_events_sequence",
+            "sequence",
+            unique=True,
+            postgresql_where=sequence.is_not(None),
+            sqlite_where=sequence.is_not(None),
+        ),
+        Index(
+            "ix_events_type_sequence",
+            "type",
+            "sequence",
+            postgresql_where=sequence.is_not(None),
+            sqlite_where=sequence.is_not(None),
+        ),
         # The sequencer's work list: committed events still without a feed position.
         Index(
             "ix_events_unsequenced",
