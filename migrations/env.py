@@ -30,6 +30,17 @@ def _render_item(kind: str, item: Any, autogen_context: Any) -> str | Literal[Fa
     return False
 
 
+def _for_dialect(dialect: str) -> Any:
+    """Leaves out of the comparison what the models declare for another database only
+    (`Index(...).ddl_if(dialect=...)`, such as PostgreSQL's GIN indexes)."""
+
+    def include(item: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:
+        only = getattr(item, "_ddl_if", None)
+        return only is None or only.dialect is None or only.dialect == dialect
+
+    return include
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -37,6 +48,7 @@ def _configure(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=_render_item,
+        include_object=_for_dialect(connection.dialect.name),
     )
 
 

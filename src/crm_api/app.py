@@ -27,6 +27,7 @@ from crm_api.core.logging import configure_logging, request_id_var
 from crm_api.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from crm_api.core.migrations import head_revisions
 from crm_api.core.openapi import build_openapi
+from crm_api.custom_fields.router import router as custom_fields_router
 from crm_api.deals.router import board_router
 from crm_api.deals.router import router as deals_router
 from crm_api.feed.router import router as events_router
@@ -67,6 +68,10 @@ TAGS = [
     {
         "name": "metrics",
         "description": "Sales KPIs, computed in SQL; each endpoint's description defines it.",
+    },
+    {
+        "name": "custom-fields",
+        "description": "Fields admins add to contacts, companies and deals; checked on writes.",
     },
     {"name": "users", "description": "Users and roles."},
     {"name": "api-keys", "description": "API keys: hashed, scoped, revocable."},
@@ -134,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_router,
         events_router,
         webhooks_router,
+        custom_fields_router,
         health_router,
     ):
         app.include_router(router)

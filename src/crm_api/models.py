@@ -6,6 +6,7 @@ from crm_api.contacts.models import Contact, LifecycleChange
 from crm_api.core.audit import AuditEntry
 from crm_api.core.db import Base
 from crm_api.core.events import Event, FeedState
+from crm_api.custom_fields.models import CustomFieldDefinition
 from crm_api.deals.models import Deal, DealContact, DealStageChange, LineItem
 from crm_api.idempotency.models import IdempotencyKey
 from crm_api.pipelines.models import Pipeline, Stage
@@ -23,6 +24,7 @@ __all__ = [
     "AuditEntry",
     "Company",
     "Contact",
+    "CustomFieldDefinition",
     "Deal",
     "DealContact",
     "DealStageChange",

@@ -97,7 +97,7 @@ def add_record_routes(
         operation_id=f"{resource}_list",
         response_model=page_of(read),
         responses=READ,
-        summary=f"List {resource}",
+        summary=f"List {resource.replace('_', ' ')}",
     )
     async def list_records(
         service: ServiceDep, params: ListParamsDep, filters: FiltersDep, archived: Archived = False
@@ -111,7 +111,7 @@ def add_record_routes(
         status_code=201,
         response_model=read,
         responses=CREATE,
-        summary=f"Create a {singular}",
+        summary=f"Create a {singular.replace('_', ' ')}",
     )
     async def create_record(body: create, service: ServiceDep) -> Response:  # type: ignore[valid-type]
         record = await service.create(body.model_dump())  # type: ignore[attr-defined]
@@ -123,7 +123,7 @@ def add_record_routes(
         operation_id=f"{resource}_get",
         response_model=read,
         responses=READ,
-        summary=f"Get a {singular}",
+        summary=f"Get a {singular.replace('_', ' ')}",
     )
     async def get_record(record_id: RecordId, service: ServiceDep) -> Response:
         return record_response(await service.get(record_id))
@@ -133,7 +133,7 @@ def add_record_routes(
         operation_id=f"{resource}_update",
         response_model=read,
         responses=WRITE,
-        summary=f"Update a {singular} (only the fields sent)",
+        summary=f"Update a {singular.replace('_', ' ')} (only the fields sent)",
     )
     async def update_record(
         record_id: RecordId,
@@ -149,7 +149,7 @@ def add_record_routes(
         operation_id=f"{resource}_archive",
         status_code=204,
         responses=WRITE,
-        summary=f"Archive a {singular} (restorable)",
+        summary=f"Archive a {singular.replace('_', ' ')} (restorable)",
     )
     async def archive_record(
         record_id: RecordId, service: ServiceDep, if_match: IfMatch
@@ -162,7 +162,7 @@ def add_record_routes(
         operation_id=f"{resource}_restore",
         response_model=read,
         responses=WRITE,
-        summary=f"Restore an archived {singular}",
+        summary=f"Restore an archived {singular.replace('_', ' ')}",
     )
     async def restore_record(record_id: RecordId, service: ServiceDep) -> Response:
         return record_response(await service.restore(record_id))

@@ -35,6 +35,17 @@ async def create_company(actor: Actor, **fields: Any) -> dict[str, Any]:
     return body
 
 
+async def define_custom_field(
+    admin: Actor, object_type: str, key: str, field_type: str, **fields: Any
+) -> dict[str, Any]:
+    """A custom field definition, made by an admin (only admins define fields)."""
+    body = {"object_type": object_type, "key": key, "label": key.title(), "type": field_type}
+    response = await admin.client.post("/v1/custom-fields", json={**body, **fields})
+    assert response.status_code == 201, response.text
+    definition: dict[str, Any] = response.json()
+    return definition
+
+
 STAGES = [
     {"name": "Lead", "probability": 10},
     {"name": "Demo", "probability": 40},

@@ -5,7 +5,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from tests.api.factories import archive, create_company, list_ids
+from tests.api.factories import archive, create_company, define_custom_field, list_ids
 from tests.api.helpers import assert_problem, error_fields
 from tests.conftest import Actor
 
@@ -15,7 +15,10 @@ def at(text: str) -> datetime:
 
 
 class TestCreateCompany:
-    async def test_returns_the_full_record_with_location_and_etag(self, rep: Actor) -> None:
+    async def test_returns_the_full_record_with_location_and_etag(
+        self, admin: Actor, rep: Actor
+    ) -> None:
+        await define_custom_field(admin, "company", "segment", "text")
         response = await rep.client.post(
             "/v1/companies",
             json={

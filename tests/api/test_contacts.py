@@ -7,7 +7,14 @@ from sqlalchemy import select
 
 from crm_api.contacts.models import LifecycleChange
 from crm_api.core.db import Database
-from tests.api.factories import archive, create_company, create_contact, list_ids, unique_email
+from tests.api.factories import (
+    archive,
+    create_company,
+    create_contact,
+    define_custom_field,
+    list_ids,
+    unique_email,
+)
 from tests.api.helpers import assert_problem, error_fields
 from tests.conftest import Actor
 
@@ -27,7 +34,11 @@ async def lifecycle_history(db: Database, contact_id: str) -> list[tuple[str | N
 
 
 class TestCreateContact:
-    async def test_returns_the_full_record_with_location_and_etag(self, rep: Actor) -> None:
+    async def test_returns_the_full_record_with_location_and_etag(
+        self, admin: Actor, rep: Actor
+    ) -> None:
+        await define_custom_field(admin, "contact", "tier", "text")
+        await define_custom_field(admin, "contact", "score", "number")
         email = unique_email("ada")
         response = await rep.client.post(
             "/v1/contacts",
@@ -157,7 +168,8 @@ class TestGetContact:
 
 
 class TestUpdateContact:
-    async def test_changes_only_the_fields_sent(self, rep: Actor) -> None:
+    async def test_changes_only_the_fields_sent(self, admin: Actor, rep: Actor) -> None:
+        await define_custom_field(admin, "contact", "tier", "text")
         created = await create_contact(
             rep,
             first_name="Ada",

@@ -11,6 +11,7 @@ from tests.api.factories import (
     create_deal,
     create_pipeline,
     default_pipeline,
+    define_custom_field,
 )
 from tests.api.helpers import assert_problem, error_fields
 from tests.conftest import Actor
@@ -47,7 +48,8 @@ class TestCreate:
         assert deal["line_items"] == []
         assert deal["version"] == 1
 
-    async def test_full_body_is_stored_and_read_back(self, rep: Actor) -> None:
+    async def test_full_body_is_stored_and_read_back(self, admin: Actor, rep: Actor) -> None:
+        await define_custom_field(admin, "deal", "segment", "text")
         sales = await default_pipeline(rep.client)
         company = await create_company(rep, name="Acme", domain="acme-deals.example")
         deal = await create_deal(

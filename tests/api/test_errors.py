@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import orjson
 
+from tests.api.factories import define_custom_field
 from tests.api.helpers import assert_problem, error_fields
 from tests.conftest import Actor
 
@@ -254,7 +255,10 @@ class TestBodySizeLimit:
         )
         assert_clean_problem(response, 413, "payload-too-large")
 
-    async def test_a_streamed_body_under_the_limit_is_accepted(self, rep: Actor) -> None:
+    async def test_a_streamed_body_under_the_limit_is_accepted(
+        self, admin: Actor, rep: Actor
+    ) -> None:
+        await define_custom_field(admin, "contact", "notes", "text")
         payload = orjson.dumps({"first_name": "Streamed", "custom_fields": {"notes": "x" * 1000}})
 
         async def chunks() -> AsyncIterator[bytes]:

@@ -12,7 +12,7 @@ from crm_api.companies.models import Company
 from crm_api.core.audit import AuditEntry
 from crm_api.core.db import Database
 from crm_api.core.enums import Role
-from tests.api.factories import create_company, create_contact
+from tests.api.factories import create_company, create_contact, define_custom_field
 from tests.api.helpers import assert_problem, error_fields
 from tests.conftest import Actor, make_actor
 
@@ -48,7 +48,10 @@ class TestUnstorableValues:
         )
         assert "body.first_name" in error_fields(assert_problem(response, 422, "validation"))
 
-    async def test_custom_field_integer_beyond_64_bits_is_422(self, rep: Actor) -> None:
+    async def test_custom_field_integer_beyond_64_bits_is_422(
+        self, admin: Actor, rep: Actor
+    ) -> None:
+        await define_custom_field(admin, "contact", "n", "number")
         response = await rep.client.post(
             "/v1/contacts", json={"email": "n@example.com", "custom_fields": {"n": 2**70}}
         )

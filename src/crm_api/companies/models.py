@@ -6,7 +6,15 @@ from uuid import UUID
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Numeric, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_api.core.db import Base, JSONType, RecordColumns, UTCDateTime, live_index, record_indexes
+from crm_api.core.db import (
+    Base,
+    JSONType,
+    RecordColumns,
+    UTCDateTime,
+    custom_fields_index,
+    live_index,
+    record_indexes,
+)
 from crm_api.core.enums import LifecycleStage, sql_in
 
 
@@ -31,6 +39,7 @@ class Company(RecordColumns, Base):
 
     __table_args__ = (
         *record_indexes("companies"),
+        custom_fields_index("companies"),
         CheckConstraint(f"lifecycle_stage {sql_in(LifecycleStage)}", name="lifecycle_stage"),
         live_index("uq_companies_domain_live", "domain", unique=True),
         Index("ix_companies_owner_id", "owner_id"),

@@ -10,6 +10,8 @@ from crm_api.core.listing import ListSpec, prefix_match, prefix_search, record_f
 from crm_api.core.money import to_minor_units
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordKind
+from crm_api.custom_fields.catalog import CustomFieldRules
+from crm_api.custom_fields.models import ObjectType
 
 companies = table_of(Company)
 
@@ -61,4 +63,5 @@ COMPANY = RecordKind(
     listing=LISTING,
     unique_keys=("domain", "external_id"),
     path="/v1/companies",
+    custom_fields=CustomFieldRules(ObjectType.company),
 )

@@ -5,7 +5,15 @@ from uuid import UUID
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_api.core.db import Base, JSONType, RecordColumns, UTCDateTime, live_index, record_indexes
+from crm_api.core.db import (
+    Base,
+    JSONType,
+    RecordColumns,
+    UTCDateTime,
+    custom_fields_index,
+    live_index,
+    record_indexes,
+)
 from crm_api.core.enums import LifecycleStage, sql_in
 
 
@@ -37,6 +45,7 @@ class Contact(RecordColumns, Base):
 
     __table_args__ = (
         *record_indexes("contacts"),
+        custom_fields_index("contacts"),
         CheckConstraint(f"lifecycle_stage {sql_in(LifecycleStage)}", name="lifecycle_stage"),
         live_index("uq_contacts_email_live", "email", unique=True),
         Index("ix_contacts_owner_id", "owner_id"),

@@ -13,6 +13,8 @@ from crm_api.core.ids import uuid7
 from crm_api.core.listing import ListSpec, prefix_match, prefix_search, record_filters, record_sorts
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordKind
+from crm_api.custom_fields.catalog import CustomFieldRules
+from crm_api.custom_fields.models import ObjectType
 from crm_api.tasks.repository import next_task_columns, pop_next_task, with_next_task
 
 contacts = table_of(Contact)
@@ -70,6 +72,7 @@ CONTACT = RecordKind(
     listing=LISTING,
     unique_keys=("email", "external_id"),
     path="/v1/contacts",
+    custom_fields=CustomFieldRules(ObjectType.contact),
 )
 
 

@@ -74,6 +74,17 @@ def record_indexes(table: str) -> tuple[Index, ...]:
     )
 
 
+def custom_fields_index(table: str) -> Index:
+    """PostgreSQL's GIN index over a record's `custom_fields`: equality and membership filters
+    on any custom field become `@>` containment, which it answers (jsonb_path_ops)."""
+    return Index(
+        f"ix_{table}_custom_fields",
+        "custom_fields",
+        postgresql_using="gin",
+        postgresql_ops={"custom_fields": "jsonb_path_ops"},
+    ).ddl_if(dialect="postgresql")
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC on the way in and out; SQLite stores naive UTC text."""
 

@@ -38,6 +38,10 @@ class Problem(BaseModel):
     deal_count: int | None = Field(
         default=None, description="For a 409 on a stage that still holds deals: how many."
     )
+    record_count: int | None = Field(
+        default=None,
+        description="For a 409 on removing enum options that records hold: how many records.",
+    )
 
 
 class DomainError(Exception):

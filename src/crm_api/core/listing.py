@@ -43,11 +43,16 @@ class SortKey:
     last ascending, first descending, on both databases). `parse` turns cursor JSON back into
     values."""
 
-    columns: tuple[KeyedColumnElement[Any], ...]
+    columns: tuple[Any, ...]
+    """Columns, or SQL expressions labelled by whoever selects them (search's sort values)."""
     parse: tuple[Callable[[Any], Any], ...]
+    first_nullable: bool | None = None
+    """Whether the first may be NULL; by default, what its column says."""
 
     @property
     def nullable(self) -> bool:
+        if self.first_nullable is not None:
+            return self.first_nullable
         return bool(getattr(self.columns[0], "nullable", False))
 
     def order_by(self, descending: bool) -> list[Any]:
@@ -138,7 +143,7 @@ class ListSpec:
         if stmt is None:
             order = self.sorts[sort]
             base = self.base() if self.base else select(self.table)
-            stmt = self._filtered(base, filters, archived)
+            stmt = self.filtered(base, filters, archived)
             if after is not None:
                 stmt = stmt.where(order.after(descending, cursor_is_null=after == "null"))
             stmt = stmt.order_by(*order.order_by(descending)).limit(bindparam("limit"))
@@ -149,12 +154,13 @@ class ListSpec:
         key = ("count", filters, archived)
         stmt = self._cache.get(key)
         if stmt is None:
-            stmt = self._filtered(select(self.table.c.id), filters, archived)
+            stmt = self.filtered(select(self.table.c.id), filters, archived)
             stmt = select(func.count()).select_from(stmt.subquery())
             self._cache[key] = stmt
         return stmt
 
-    def _filtered(self, stmt: Select[Any], filters: tuple[str, ...], archived: bool) -> Select[Any]:
+    def filtered(self, stmt: Select[Any], filters: tuple[str, ...], archived: bool) -> Select[Any]:
+        """`stmt` restricted to live (or archived) rows and the named filters."""
         if self.archived_column is not None:
             column = self.archived_column
             stmt = stmt.where(column.is_not(None) if archived else column.is_(None))

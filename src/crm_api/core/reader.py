@@ -44,21 +44,22 @@ _compiled: dict[Statement, _Compiled] = {}
 def _compile(db: Database, stmt: Statement) -> _Compiled:
     found = _compiled.get(stmt)
     if found is None:
-        compiled = stmt.compile(dialect=db.engine.dialect)
-        if "POSTCOMPILE" in compiled.string:
-            # An `IN (:list)` is rendered per call; the raw path runs one fixed text.
-            raise ValueError("statements for the raw path cannot expand IN lists; use = ANY")
-        found = _Compiled(
-            sql=compiled.string,
-            param_names=tuple(compiled.positiontup or ()),
-            defaults={
-                name: bind.effective_value
-                for name, bind in compiled.binds.items()
-                if not bind.required
-            },
-        )
-        _compiled[stmt] = found
+        found = _compiled[stmt] = _compiled_form(db, stmt)
     return found
+
+
+def _compiled_form(db: Database, stmt: Statement) -> _Compiled:
+    compiled = stmt.compile(dialect=db.engine.dialect)
+    if "POSTCOMPILE" in compiled.string:
+        # An `IN (:list)` is rendered per call; the raw path runs one fixed text.
+        raise ValueError("statements for the raw path cannot expand IN lists; use = ANY")
+    return _Compiled(
+        sql=compiled.string,
+        param_names=tuple(compiled.positiontup or ()),
+        defaults={
+            name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
+        },
+    )
 
 
 class Reader:
@@ -83,15 +84,18 @@ class Reader:
             return None
         return self.db.raw_pool
 
-    async def all(self, stmt: Select[Any], params: Mapping[str, Any]) -> list[Row]:
-        """Rows as dicts."""
+    async def all(
+        self, stmt: Select[Any], params: Mapping[str, Any], *, cached: bool = True
+    ) -> list[Row]:
+        """Rows as dicts. `cached=False` for a statement built per request (a search's tree):
+        its compiled form is not kept."""
         pool = self._pool()
         if pool is None:
             if self.session is not None:
                 return await _session_rows(self.session, stmt, params)
             async with self.db.sessionmaker() as session:
                 return await _session_rows(session, stmt, params)
-        compiled = _compile(self.db, stmt)
+        compiled = _compile(self.db, stmt) if cached else _compiled_form(self.db, stmt)
         async with pool.acquire() as connection:
             records = await connection.fetch(compiled.sql, *compiled.args(params))
         return [dict(record) for record in records]
@@ -112,9 +116,11 @@ class Reader:
         rows = await self.all(stmt, params)
         return rows[0] if rows else None
 
-    async def scalar(self, stmt: Select[Any], params: Mapping[str, Any]) -> Any:
-        row = await self.one(stmt, params)
-        return next(iter(row.values())) if row else None
+    async def scalar(
+        self, stmt: Select[Any], params: Mapping[str, Any], *, cached: bool = True
+    ) -> Any:
+        rows = await self.all(stmt, params, cached=cached)
+        return next(iter(rows[0].values())) if rows else None
 
 
 async def _session_rows(

@@ -13,7 +13,7 @@ from typing import Any, NoReturn, Protocol
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import Select, Table, bindparam, select, update
+from sqlalchemy import ColumnElement, Select, Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +30,17 @@ from crm_api.core.integrity import is_unique_violation
 from crm_api.core.listing import ListParams, ListResult, ListSpec, run_list
 from crm_api.core.principal import Principal
 from crm_api.core.reader import Reader, Row
+
+
+class CustomFieldRules(Protocol):
+    """What a kind's `custom_fields` may hold (the custom fields slice answers)."""
+
+    async def checked(
+        self, reader: Reader, sent: Mapping[str, Any] | None, current: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """The values to store after a create (`current` None) or an update sending `sent`;
+        raises Invalid for values the definitions do not allow."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,8 @@ class RecordKind:
     catalog) by managers and admins only."""
     owner_column: str = "owner_id"
     """Who owns an owned record (an activity's owner is who logged it)."""
+    custom_fields: CustomFieldRules | None = None
+    """The rules of the kind's `custom_fields` column, if it has one."""
 
     @cached_property
     def column_names(self) -> tuple[str, ...]:
@@ -212,6 +225,9 @@ class RecordService:
             values[column] = await self.assign_owner(values.get(column))
         else:
             self.principal.require_role(Role.admin, Role.manager)
+        if self.kind.custom_fields is not None:
+            sent = values.get("custom_fields")
+            values["custom_fields"] = await self.kind.custom_fields.checked(self.reader, sent, None)
         await self.prepare(values, None, now)
         row = {
             **dict.fromkeys(self.kind.column_names),  # every column, so the row is whole
@@ -248,6 +264,12 @@ class RecordService:
         column = self.kind.owner_column
         if column in values and values[column] != current[column]:
             values[column] = await self.assign_owner(values[column])
+        rules = self.kind.custom_fields
+        if rules is not None and "custom_fields" in values:
+            sent = values["custom_fields"]
+            values["custom_fields"] = await rules.checked(
+                self.reader, sent, current["custom_fields"]
+            )
         await self.prepare(values, current, now)
         changes = diff(current, values)
         if not changes:
@@ -275,6 +297,38 @@ class RecordService:
         values = {"archived_at": None, "version": current["version"] + 1, "updated_at": now}
         changes = {"archived_at": [current["archived_at"], None]}
         return await self._write(current, values, current, "restored", changes, now)
+
+    async def replace_custom_values(
+        self,
+        holding: ColumnElement[bool],
+        params: Mapping[str, Any],
+        key: str,
+        replace: Callable[[Any], Any],
+    ) -> int:
+        """Sets custom field `key` of every record matching `holding` (archived ones too) to
+        `replace(value)` (None removes it), each as an update with its audit row and event;
+        returns how many records changed."""
+        table = self.kind.table
+        found = await self.session.execute(
+            select(table.c.id).where(holding).order_by(table.c.id), dict(params)
+        )
+        now = utcnow()
+        changed = 0
+        for record_id in found.scalars().all():
+            current = await self._locked(record_id)
+            fields = dict(current["custom_fields"])
+            new = replace(fields.get(key))
+            if new is None:
+                fields.pop(key, None)
+            else:
+                fields[key] = new
+            if fields == current["custom_fields"]:
+                continue
+            values = {"custom_fields": fields, "version": current["version"] + 1, "updated_at": now}
+            changes = {"custom_fields": [current["custom_fields"], fields]}
+            await self._write(current, values, {}, "updated", changes, now)
+            changed += 1
+        return changed
 
     def authorize_change(self, current: Row) -> None:
         """403 unless the caller may change `current` (see `RecordKind.owned`)."""

@@ -25,6 +25,7 @@ from crm_api.core.db import (
     JSONType,
     RecordColumns,
     UTCDateTime,
+    custom_fields_index,
     live_index,
     record_indexes,
 )
@@ -69,6 +70,7 @@ class Deal(RecordColumns, Base):
 
     __table_args__ = (
         *record_indexes("deals"),
+        custom_fields_index("deals"),
         CheckConstraint(f"status {sql_in(StageKind)}", name="status"),
         live_index("ix_deals_live_amount", "amount", "id"),
         live_index("ix_deals_live_close", "expected_close_date", "id"),

@@ -21,6 +21,8 @@ from crm_api.core.listing import (
 from crm_api.core.money import to_minor_units
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordKind
+from crm_api.custom_fields.catalog import CustomFieldRules
+from crm_api.custom_fields.models import ObjectType
 from crm_api.deals.models import Deal, DealContact, DealStageChange, LineItem
 from crm_api.pipelines.repository import stages
 from crm_api.tasks.repository import next_task_columns, pop_next_task, with_next_task
@@ -127,6 +129,7 @@ DEAL = RecordKind(
     listing=LISTING,
     unique_keys=("external_id",),
     path="/v1/deals",
+    custom_fields=CustomFieldRules(ObjectType.deal),
 )
 
 

@@ -1,0 +1,1 @@
+"""Custom fields: definitions per object type, and the rules record writes follow."""
