@@ -2,6 +2,7 @@
 
 import asyncio
 import logging.config
+import re
 from typing import Any, Literal
 
 from alembic import context
@@ -30,11 +31,18 @@ def _render_item(kind: str, item: Any, autogen_context: Any) -> str | Literal[Fa
     return False
 
 
+# Full-text search lives outside the models (migration 0013): SQLite's FTS5 tables (and their
+# shadow tables), PostgreSQL's expression indexes.
+_FULL_TEXT = re.compile(r"\w+_fts(_\w+)?|ix_\w+_search")
+
+
 def _for_dialect(dialect: str) -> Any:
     """Leaves out of the comparison what the models declare for another database only
-    (`Index(...).ddl_if(dialect=...)`, such as PostgreSQL's GIN indexes)."""
+    (`Index(...).ddl_if(dialect=...)`, such as PostgreSQL's GIN indexes), and full-text search."""
 
     def include(item: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:
+        if name is not None and _FULL_TEXT.fullmatch(name):
+            return False
         only = getattr(item, "_ddl_if", None)
         return only is None or only.dialect is None or only.dialect == dialect
 

@@ -23,6 +23,7 @@ from crm_api.contacts.router import router as contacts_router
 from crm_api.core.db import Database
 from crm_api.core.docs import add_docs
 from crm_api.core.errors import DomainError, problem_response
+from crm_api.core.filters import NODE_TAGS
 from crm_api.core.logging import configure_logging, request_id_var
 from crm_api.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from crm_api.core.migrations import head_revisions
@@ -230,7 +231,8 @@ def _add_problem_handlers(app: FastAPI) -> None:
 def _field(error: Mapping[str, Any]) -> str:
     if error["type"] == "json_invalid":
         return "body"  # the location pydantic gives is a character offset, not a field
-    return ".".join(str(part) for part in error["loc"])
+    # A search filter's node kinds name union branches, not fields: they stay out of paths.
+    return ".".join(str(part) for part in error["loc"] if part not in NODE_TAGS)
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> list[str]:

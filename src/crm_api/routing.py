@@ -10,12 +10,15 @@ from dataclasses import dataclass, replace
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field, create_model
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope
 
+from crm_api.core.errors import Invalid
+from crm_api.core.filters import SearchRequest
+from crm_api.core.listing import ListParams
 from crm_api.core.openapi import CREATE, READ, WRITE
 from crm_api.core.records import RecordService
 from crm_api.core.responses import JSONBody, record_response
@@ -54,6 +57,34 @@ class PrefixRouter(APIRouter):
         return super().matches(scope)
 
 
+CUSTOM_FIELD_PARAMETERS = (
+    "Custom fields filter as `custom_fields.<key>=<value>` (equality; a multi_enum field "
+    "holding the option) and sort as `sort=custom_fields.<key>` (or `-custom_fields.<key>`)."
+)
+SEARCH_DESCRIPTION = (
+    "Filters on any field (columns, `custom_fields.<key>`, `company.<field>`, `owner.<field>`) "
+    "combined with `and` / `or`, and full-text `query` over names and emails (and the "
+    "company's name and domain) ranked by relevance. Pages with keyset cursors over the whole "
+    "result: there is no cap. A record is found as soon as its write has returned."
+)
+MAX_CUSTOM_PARAMETERS = 20
+
+
+def _custom_field_parameters(request: Request) -> dict[str, str]:
+    """The list's `custom_fields.<key>=<value>` query parameters."""
+    found = {
+        name: value
+        for name, value in request.query_params.items()
+        if name.startswith("custom_fields.")
+    }
+    if len(found) > MAX_CUSTOM_PARAMETERS:
+        raise Invalid(
+            "Too many custom field filters.",
+            [("query", f"at most {MAX_CUSTOM_PARAMETERS}; use search for more")],
+        )
+    return found
+
+
 def page_response(
     data: list[dict[str, Any]], next_cursor: str | None, total: int | None
 ) -> JSONBody:
@@ -82,9 +113,11 @@ def add_record_routes(
     read: type[BaseModel],
     filters: Callable[..., Awaitable[dict[str, Any]]],
     upsert: Upsert | None = None,
+    searchable: bool = False,
 ) -> None:
     """List, create, get, update, archive and restore on `router` for one resource; with
-    `upsert`, also batch upsert and lookup by external id."""
+    `upsert`, also batch upsert and lookup by external id; when `searchable` (its kind has a
+    SearchSpec), search, and custom field filters and sorts on the list."""
     ServiceDep = Annotated[RecordService, Depends(service)]  # noqa: N806
     FiltersDep = Annotated[dict[str, Any], Depends(filters)]  # noqa: N806
     RecordId = Annotated[UUID, Path(alias=f"{singular}_id")]  # noqa: N806
@@ -98,12 +131,38 @@ def add_record_routes(
         response_model=page_of(read),
         responses=READ,
         summary=f"List {resource.replace('_', ' ')}",
+        description=CUSTOM_FIELD_PARAMETERS if searchable else None,
     )
     async def list_records(
-        service: ServiceDep, params: ListParamsDep, filters: FiltersDep, archived: Archived = False
+        request: Request,
+        service: ServiceDep,
+        params: ListParamsDep,
+        filters: FiltersDep,
+        archived: Archived = False,
     ) -> Response:
-        page = await service.list_records(replace(params, archived=archived), filters)
+        custom = _custom_field_parameters(request) if searchable else None
+        page = await service.list_records(replace(params, archived=archived), filters, custom)
         return page_response(*page)
+
+    if searchable:
+
+        @router.post(
+            "/search",
+            operation_id=f"{resource}_search",
+            response_model=page_of(read),
+            responses=READ,
+            summary=f"Search {resource.replace('_', ' ')}",
+            description=SEARCH_DESCRIPTION,
+        )
+        async def search_records(body: SearchRequest, service: ServiceDep) -> Response:
+            params = ListParams(
+                limit=body.limit,
+                cursor=body.cursor,
+                sort=body.sort,
+                include_total=body.include_total,
+                archived=body.archived,
+            )
+            return page_response(*await service.search(params, body.tree(), body.query))
 
     @router.post(
         "",

@@ -41,4 +41,5 @@ add_record_routes(
     read=CompanyRead,
     filters=company_filters,
     upsert=Upsert(natural_key="domain"),
+    searchable=True,
 )

@@ -6,16 +6,25 @@ from uuid import UUID
 
 from sqlalchemy import bindparam, select
 
-from crm_api.companies.repository import COMPANY_SUMMARY_COLUMNS, company_summary
+from crm_api.companies.repository import (
+    COMPANY_SUMMARY_COLUMNS,
+    companies_matching,
+    company_fields,
+    company_summary,
+)
 from crm_api.contacts.models import Contact, LifecycleChange
 from crm_api.core.db import table_of
+from crm_api.core.enums import LifecycleStage
+from crm_api.core.fulltext import TextIndex, text_match, text_rank
 from crm_api.core.ids import uuid7
 from crm_api.core.listing import ListSpec, prefix_match, prefix_search, record_filters, record_sorts
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordKind
-from crm_api.custom_fields.catalog import CustomFieldRules
+from crm_api.core.search import SearchSpec, TextSearch, column_fields
+from crm_api.custom_fields.catalog import CustomFieldRules, CustomSearchFields
 from crm_api.custom_fields.models import ObjectType
 from crm_api.tasks.repository import next_task_columns, pop_next_task, with_next_task
+from crm_api.users.repository import owner_fields
 
 contacts = table_of(Contact)
 lifecycle_changes = table_of(LifecycleChange)
@@ -64,6 +73,27 @@ LISTING = ListSpec(
     binders={"q": prefix_search},
 )
 
+TEXT = TextIndex(contacts, ("first_name", "last_name", "email"), split=("email",))
+
+SEARCH = SearchSpec(
+    listing=LISTING,
+    fields={
+        **column_fields(
+            contacts,
+            skip=("name_key", "next_task_id"),
+            choices={"lifecycle_stage": LifecycleStage},
+        ),
+        **company_fields(contacts.c.company_id),
+        **owner_fields(contacts.c.owner_id),
+    },
+    text=TextSearch(
+        match=lambda query: text_match(TEXT, query),
+        rank=lambda query: text_rank(TEXT, query),
+        related=(contacts.c.company_id, companies_matching),
+    ),
+    custom_fields=CustomSearchFields(ObjectType.contact, contacts.c.custom_fields),
+)
+
 CONTACT = RecordKind(
     entity_type="contact",
     table=contacts,
@@ -73,6 +103,7 @@ CONTACT = RecordKind(
     unique_keys=("email", "external_id"),
     path="/v1/contacts",
     custom_fields=CustomFieldRules(ObjectType.contact),
+    search=SEARCH,
 )
 
 

@@ -49,6 +49,7 @@ add_record_routes(
     read=ContactRead,
     filters=contact_filters,
     upsert=Upsert(natural_key="email"),
+    searchable=True,
 )
 
 

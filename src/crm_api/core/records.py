@@ -30,6 +30,7 @@ from crm_api.core.integrity import is_unique_violation
 from crm_api.core.listing import ListParams, ListResult, ListSpec, run_list
 from crm_api.core.principal import Principal
 from crm_api.core.reader import Reader, Row
+from crm_api.core.search import SearchSpec, run_search
 
 
 class CustomFieldRules(Protocol):
@@ -64,6 +65,8 @@ class RecordKind:
     """Who owns an owned record (an activity's owner is who logged it)."""
     custom_fields: CustomFieldRules | None = None
     """The rules of the kind's `custom_fields` column, if it has one."""
+    search: SearchSpec | None = None
+    """What `POST …/search` reads, for kinds that have it."""
 
     @cached_property
     def column_names(self) -> tuple[str, ...]:
@@ -193,9 +196,45 @@ class RecordService:
         return await self.get(found)
 
     async def list_records(
-        self, params: ListParams, filters: Mapping[str, Any]
+        self,
+        params: ListParams,
+        filters: Mapping[str, Any],
+        custom: Mapping[str, str] | None = None,
     ) -> tuple[list[dict[str, Any]], str | None, int | None]:
-        result = await self.repository.list_records(params, filters)
+        """A page of the list; `custom` holds `custom_fields.<key>` query parameters (each an
+        equality). Those, and a sort by a custom field, go through search."""
+        sort = (params.sort or "").removeprefix("-")
+        if self.kind.search is not None and (custom or sort.startswith("custom_fields.")):
+            conditions = [
+                {"field": name, "op": "eq", "value": value, "path": f"query.{name}"}
+                for name, value in (custom or {}).items()
+            ]
+            tree = {"and": conditions} if conditions else None
+            result = await run_search(
+                self.reader,
+                self.kind.search,
+                params,
+                tree=tree,
+                list_filters=filters,
+                where="query",
+            )
+        else:
+            result = await self.repository.list_records(params, filters)
+        return await self._page(result)
+
+    async def search(
+        self, params: ListParams, tree: Mapping[str, Any] | None, query: str | None
+    ) -> tuple[list[dict[str, Any]], str | None, int | None]:
+        """A page of the records matching a filter tree and a full-text query (see core.search)."""
+        if self.kind.search is None:
+            raise RuntimeError(f"{self.kind.entity_type} has no search")
+        self.principal.require_read()
+        result = await run_search(self.reader, self.kind.search, params, tree=tree, query=query)
+        return await self._page(result)
+
+    async def _page(
+        self, result: ListResult
+    ) -> tuple[list[dict[str, Any]], str | None, int | None]:
         records = [self.kind.to_read(row) for row in result.rows]
         await self.embed(records)
         return records, result.next_cursor, result.total

@@ -85,7 +85,8 @@ OPERATORS: Mapping[Kind, frozenset[Op]] = {
     Kind.day: frozenset(_ORDERED),
     Kind.day_text: frozenset(_ORDERED),
     Kind.uuid: frozenset({Op.eq, Op.neq, Op.in_, Op.is_null}),
-    Kind.choices: frozenset({Op.contains, Op.in_, Op.is_null}),
+    # A list of options: `eq` and `contains` hold one option, `in` any of several.
+    Kind.choices: frozenset({Op.eq, Op.contains, Op.in_, Op.is_null}),
 }
 
 
@@ -166,17 +167,19 @@ class _Compiler:
         return self.condition(node, path)
 
     def condition(self, node: Mapping[str, Any], path: str) -> ColumnElement[bool]:
+        own = node.get("path")  # a condition made from a query parameter names that
         name, op = node["field"], Op(node["op"])
         spec = self.fields.get(name)
         if spec is None:
-            raise Invalid(f"Unknown field {name!r}.", [(f"{path}.field", "no such field")])
+            raise Invalid(f"Unknown field {name!r}.", [(own or f"{path}.field", "no such field")])
         if op not in OPERATORS[spec.kind]:
             allowed = ", ".join(sorted(OPERATORS[spec.kind]))
             raise Invalid(
-                f"{op} does not apply to {name}.", [(f"{path}.op", f"must be one of: {allowed}")]
+                f"{op} does not apply to {name}.",
+                [(own or f"{path}.op", f"must be one of: {allowed}")],
             )
         value = node.get("value")
-        where = f"{path}.value"
+        where = own or f"{path}.value"
         if op is Op.is_null:
             if not isinstance(value, bool):
                 raise Invalid("is_null takes true or false.", [(where, "must be true or false")])
@@ -209,10 +212,10 @@ class _Compiler:
         return one_of(spec.value(), name, self.postgres)
 
     def _compare(self, spec: Field, op: Op, value: Any) -> ColumnElement[bool]:
+        if spec.kind is Kind.choices and spec.holds is not None:  # eq or contains
+            return spec.holds(self.bind(value, String()))
         if op is Op.eq:
             return self._equals(spec, value)
-        if op is Op.contains and spec.kind is Kind.choices and spec.holds is not None:
-            return spec.holds(self.bind(value, String()))
         column = spec.value()
         if op in (Op.contains, Op.starts_with):
             pattern = _like_escaped(value.casefold())
@@ -294,6 +297,9 @@ def _decimal(spec: Field, value: Any) -> Decimal:
 
 
 def _boolean(spec: Field, value: Any) -> bool:
+    # "true" and "false" as text too: list filters arrive as query strings.
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"
     if not isinstance(value, bool):
         raise ValueError("must be true or false")
     return value
@@ -416,7 +422,7 @@ async def run_search(
     tree: Mapping[str, Any] | None = None,
     query: str | None = None,
     list_filters: Mapping[str, Any] | None = None,
-    tree_path: str = "body.filter",
+    where: str = "body",
 ) -> ListResult:
     """One page of `spec` matching the tree, the query and the list filters (named as in the
     resource's ListSpec), in `params.sort` order (relevance first when there is a query)."""
@@ -429,7 +435,7 @@ async def run_search(
     base = listing.base() if listing.base else select(listing.table)
     conditions: list[ColumnElement[bool]] = []
     if tree is not None:
-        conditions.append(compiler.node(tree, tree_path, 1))
+        conditions.append(compiler.node(tree, f"{where}.filter", 1))
     active = {name: value for name, value in (list_filters or {}).items() if value is not None}
     for name, value in active.items():
         binder = listing.binders.get(name)
@@ -445,12 +451,12 @@ async def run_search(
             matched = or_(matched, key.in_(related_rows(text_bind)))
         statement = statement.where(matched)
         rank = spec.text.rank(text_bind)
-    sort = _sort(spec, fields, params.sort, rank)
+    sort = _sort(spec, fields, params.sort, rank, f"{where}.sort")
     token = f"-{sort.name}" if sort.descending else sort.name
     labelled = [column.label(f"sort_{index}") for index, column in enumerate(sort.key.columns)]
     statement = statement.add_columns(*labelled)
     if params.cursor:
-        values = decode_cursor(params.cursor, token, sort.key, field="body.cursor")
+        values = decode_cursor(params.cursor, token, sort.key, field=f"{where}.cursor")
         after = sort.key.after(sort.descending, cursor_is_null=values[0] is None)
         compiler.binds.update({f"cursor_{index}": value for index, value in enumerate(values)})
         statement = statement.where(after)
@@ -478,7 +484,9 @@ def _text_query(tokens: list[str], postgres: bool) -> str:
     return " AND ".join(f'"{token}"*' for token in tokens)
 
 
-def _sort(spec: SearchSpec, fields: Mapping[str, Field], requested: str | None, rank: Any) -> Sort:
+def _sort(
+    spec: SearchSpec, fields: Mapping[str, Field], requested: str | None, rank: Any, where: str
+) -> Sort:
     listing = spec.listing
     id_column = listing.table.c.id
     text = requested or (f"-{RELEVANCE}" if rank is not None else listing.default_sort)
@@ -503,7 +511,7 @@ def _sort(spec: SearchSpec, fields: Mapping[str, Field], requested: str | None, 
     if rank is not None:
         sortable.append(RELEVANCE)
     raise Invalid(
-        "Unknown sort.", [("sort", f"must be a field (prefix - to descend): {', '.join(sortable)}")]
+        "Unknown sort.", [(where, f"must be a field (prefix - to descend): {', '.join(sortable)}")]
     )
 
 

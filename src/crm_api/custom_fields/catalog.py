@@ -14,9 +14,18 @@ from datetime import date
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from sqlalchemy import ColumnElement
+
 from crm_api.core.db import Database
 from crm_api.core.errors import Invalid
 from crm_api.core.reader import Reader
+from crm_api.core.search import Field, Kind
+from crm_api.custom_fields.expressions import (
+    custom_contains,
+    custom_equals,
+    custom_present,
+    custom_value,
+)
 from crm_api.custom_fields.models import FieldType
 from crm_api.custom_fields.repository import ALL_DEFINITIONS
 
@@ -154,3 +163,44 @@ def _is_day(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+_KINDS = {
+    FieldType.text: Kind.text,
+    FieldType.number: Kind.decimal,
+    FieldType.date: Kind.day_text,
+    FieldType.boolean: Kind.boolean,
+    FieldType.enum: Kind.choice,
+    FieldType.multi_enum: Kind.choices,
+}
+
+
+class CustomSearchFields:
+    """An object type's custom fields as search fields (`custom_fields.<key>`), archived ones
+    included: their values are still stored."""
+
+    def __init__(self, object_type: str, column: ColumnElement[Any]) -> None:
+        self.object_type = object_type
+        self.column = column
+
+    async def __call__(self, reader: Reader) -> dict[str, Field]:
+        definitions = await CATALOG.definitions(reader, self.object_type)
+        return {f"custom_fields.{key}": self._field(d) for key, d in definitions.items()}
+
+    def _field(self, definition: Definition) -> Field:
+        column, key, field_type = self.column, definition.key, definition.type
+        if field_type is FieldType.multi_enum:
+            return Field(
+                kind=Kind.choices,
+                value=lambda: custom_value(column, key, FieldType.text),
+                choices=definition.options,
+                sortable=False,
+                holds=lambda value: custom_contains(column, key, value),
+                present=lambda: custom_present(column, key),
+            )
+        return Field(
+            kind=_KINDS[field_type],
+            value=lambda: custom_value(column, key, field_type),
+            choices=definition.options,
+            equals=lambda value: custom_equals(column, key, field_type, value),
+        )

@@ -104,6 +104,36 @@ def _custom_contains_sqlite(element: custom_contains, compiler: Any, **kw: Any) 
     return f"(json_type({column}, '$.{element.field_key}') = 'array' AND {holds})"
 
 
+class custom_present(FunctionElement[bool]):  # noqa: N801 - used like a SQL function
+    """Whether the list in custom field `key` of JSON `column` holds anything (a multi_enum)."""
+
+    inherit_cache = True
+    name = "custom_present"
+    type = Boolean()
+
+    def __init__(self, column: ColumnElement[Any], key: str) -> None:
+        self.field_key = _checked_key(key)
+        super().__init__(column)
+
+    def _gen_cache_key(self, anon_map: Any, bindparams: Any) -> Any:
+        return (*super()._gen_cache_key(anon_map, bindparams), self.field_key)
+
+
+@compiles(custom_present, "postgresql")
+def _custom_present_pg(element: custom_present, compiler: Any, **kw: Any) -> str:
+    field = f"{compiler.process(element.clauses, **kw)} -> '{element.field_key}'"
+    # CASE, not AND: jsonb_array_length fails on a scalar, and AND may evaluate it first.
+    listed = f"jsonb_array_length({field}) > 0"
+    return f"(CASE WHEN jsonb_typeof({field}) = 'array' THEN {listed} ELSE false END)"
+
+
+@compiles(custom_present, "sqlite")
+def _custom_present_sqlite(element: custom_present, compiler: Any, **kw: Any) -> str:
+    column, path = compiler.process(element.clauses, **kw), f"'$.{element.field_key}'"
+    listed = f"json_array_length({column}, {path}) > 0"
+    return f"(CASE WHEN json_type({column}, {path}) = 'array' THEN {listed} ELSE 0 END)"
+
+
 class custom_equals(FunctionElement[bool]):  # noqa: N801 - used like a SQL function
     """Whether custom field `key` of JSON `column` equals `value` (a scalar of its type)."""
 

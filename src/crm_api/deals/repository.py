@@ -5,10 +5,16 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, func, select
 
-from crm_api.companies.repository import COMPANY_SUMMARY_COLUMNS, company_summary
+from crm_api.companies.repository import (
+    COMPANY_SUMMARY_COLUMNS,
+    companies_matching,
+    company_fields,
+    company_summary,
+)
 from crm_api.contacts.repository import contacts
 from crm_api.core.db import exact_sum, table_of
 from crm_api.core.enums import StageKind
+from crm_api.core.fulltext import TextIndex, text_match, text_rank
 from crm_api.core.listing import (
     ListSpec,
     one_of,
@@ -21,11 +27,13 @@ from crm_api.core.listing import (
 from crm_api.core.money import to_minor_units
 from crm_api.core.reader import Row
 from crm_api.core.records import RecordKind
-from crm_api.custom_fields.catalog import CustomFieldRules
+from crm_api.core.search import SearchSpec, TextSearch, column_fields
+from crm_api.custom_fields.catalog import CustomFieldRules, CustomSearchFields
 from crm_api.custom_fields.models import ObjectType
 from crm_api.deals.models import Deal, DealContact, DealStageChange, LineItem
 from crm_api.pipelines.repository import stages
 from crm_api.tasks.repository import next_task_columns, pop_next_task, with_next_task
+from crm_api.users.repository import owner_fields
 
 deals = table_of(Deal)
 deal_contacts = table_of(DealContact)
@@ -121,6 +129,23 @@ LISTING = ListSpec(
     binders={"q": prefix_search},
 )
 
+TEXT = TextIndex(deals, ("name",))
+
+SEARCH = SearchSpec(
+    listing=LISTING,
+    fields={
+        **column_fields(deals, skip=("name_key", "next_task_id"), choices={"status": StageKind}),
+        **company_fields(deals.c.company_id),
+        **owner_fields(deals.c.owner_id),
+    },
+    text=TextSearch(
+        match=lambda query: text_match(TEXT, query),
+        rank=lambda query: text_rank(TEXT, query),
+        related=(deals.c.company_id, companies_matching),
+    ),
+    custom_fields=CustomSearchFields(ObjectType.deal, deals.c.custom_fields),
+)
+
 DEAL = RecordKind(
     entity_type="deal",
     table=deals,
@@ -130,6 +155,7 @@ DEAL = RecordKind(
     unique_keys=("external_id",),
     path="/v1/deals",
     custom_fields=CustomFieldRules(ObjectType.deal),
+    search=SEARCH,
 )
 
 

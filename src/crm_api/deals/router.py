@@ -81,6 +81,7 @@ add_record_routes(
     read=DealRead,
     filters=deal_filters,
     upsert=Upsert(),
+    searchable=True,
 )
 
 

@@ -7,14 +7,30 @@ from uuid import UUID
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import KeyedColumnElement
 
 from crm_api.core.db import lock_for_write, table_of
+from crm_api.core.enums import Role
 from crm_api.core.listing import ListParams, ListResult, ListSpec, run_list, sort_key
 from crm_api.core.reader import Reader, Row
+from crm_api.core.search import Field, column_fields
 from crm_api.users.models import ApiKey, User
 
 users = table_of(User)
 api_keys = table_of(ApiKey)
+
+
+def owner_fields(owner: KeyedColumnElement[Any]) -> dict[str, Field]:
+    """`owner.email`, `owner.name`, `owner.team`, `owner.role` and `owner.active` of the user
+    `owner` (a record's owner column) names, for search."""
+    return column_fields(
+        users,
+        prefix="owner.",
+        skip=("id", "version", "created_at", "updated_at"),
+        choices={"role": Role},
+        related=(owner, users.c.id),
+    )
+
 
 _by_id = select(users).where(users.c.id == bindparam("id"))
 _by_email = select(users).where(users.c.email == bindparam("email"))
