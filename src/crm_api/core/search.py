@@ -447,8 +447,13 @@ async def run_search(
         text_bind = compiler.bind(_text_query(query_tokens(query), postgres), String())
         matched = spec.text.match(text_bind)
         if spec.text.related is not None:
+            # One set of ids from two indexed reads (the text index; the foreign key's index
+            # for the matching related records): an OR of the two would scan every row.
             key, related_rows = spec.text.related
-            matched = or_(matched, key.in_(related_rows(text_bind)))
+            ids = listing.table.c.id
+            own = select(ids).where(matched)
+            via = select(ids).where(key.in_(related_rows(text_bind)))
+            matched = ids.in_(own.union(via))
         statement = statement.where(matched)
         rank = spec.text.rank(text_bind)
     sort = _sort(spec, fields, params.sort, rank, f"{where}.sort")
