@@ -39,34 +39,33 @@ class TextIndex:
         return f"to_tsvector('simple'::regconfig, {text})"
 
 
-class text_match(FunctionElement[bool]):  # noqa: N801 - used like a SQL function
+class _OverText(FunctionElement[Any]):
+    """SQL over a `TextIndex` and a bound query: the index's table is part of the SQL."""
+
+    inherit_cache = True
+
+    def __init__(self, index: TextIndex, query: Any) -> None:
+        self.index = index
+        super().__init__(query)
+
+    def _gen_cache_key(self, anon_map: Any, bindparams: Any) -> Any:
+        return (*super()._gen_cache_key(anon_map, bindparams), self.index.table.name)
+
+
+class text_match(_OverText):  # noqa: N801 - used like a SQL function
     """Whether a row of the index's table matches the query bound as `query`."""
 
     inherit_cache = True
     name = "text_match"
     type = Boolean()
 
-    def __init__(self, index: TextIndex, query: Any) -> None:
-        self.index = index
-        super().__init__(query)
 
-    def _gen_cache_key(self, anon_map: Any, bindparams: Any) -> Any:
-        return (*super()._gen_cache_key(anon_map, bindparams), self.index.table.name)
-
-
-class text_rank(FunctionElement[float]):  # noqa: N801 - used like a SQL function
+class text_rank(_OverText):  # noqa: N801 - used like a SQL function
     """How well a row matches the query bound as `query` (higher is better; 0 for none)."""
 
     inherit_cache = True
     name = "text_rank"
     type = Float()
-
-    def __init__(self, index: TextIndex, query: Any) -> None:
-        self.index = index
-        super().__init__(query)
-
-    def _gen_cache_key(self, anon_map: Any, bindparams: Any) -> Any:
-        return (*super()._gen_cache_key(anon_map, bindparams), self.index.table.name)
 
 
 def _query(element: FunctionElement[Any], compiler: Any, **kw: Any) -> str:

@@ -37,7 +37,28 @@ def _checked_key(key: str) -> str:
     return key
 
 
-class custom_value(FunctionElement[Any]):  # noqa: N801 - used like a SQL function
+class _OnCustomField(FunctionElement[Any]):
+    """SQL over custom field `key` of JSON `column`: the key (and the field's type, where it
+    matters) are part of the SQL, so of the statement's cache key too."""
+
+    inherit_cache = True
+
+    def __init__(
+        self,
+        column: ColumnElement[Any],
+        key: str,
+        field_type: FieldType = FieldType.multi_enum,
+        *arguments: Any,
+    ) -> None:
+        self.field_key = _checked_key(key)
+        self.field_type = field_type
+        super().__init__(column, *arguments)
+
+    def _gen_cache_key(self, anon_map: Any, bindparams: Any) -> Any:
+        return (*super()._gen_cache_key(anon_map, bindparams), self.field_key, self.field_type)
+
+
+class custom_value(_OnCustomField):  # noqa: N801 - used like a SQL function
     """The value of custom field `key` in JSON `column`, as SQL of the field's type: text for
     text, date (ISO text, which sorts by date) and enum; numeric; boolean."""
 
@@ -45,13 +66,8 @@ class custom_value(FunctionElement[Any]):  # noqa: N801 - used like a SQL functi
     name = "custom_value"
 
     def __init__(self, column: ColumnElement[Any], key: str, field_type: FieldType) -> None:
-        self.field_key = _checked_key(key)
-        self.field_type = field_type
+        super().__init__(column, key, field_type)
         self.type = _SQL_TYPES.get(field_type, String())
-        super().__init__(column)
-
-    def _gen_cache_key(self, anon_map: Any, bindparams: Any) -> Any:
-        return (*super()._gen_cache_key(anon_map, bindparams), self.field_key, self.field_type)
 
 
 @compiles(custom_value, "postgresql")
@@ -74,7 +90,7 @@ def _custom_value_sqlite(element: custom_value, compiler: Any, **kw: Any) -> str
     return f"(CASE WHEN json_type({column}, {path}) IN {json_types} THEN {value} END)"
 
 
-class custom_contains(FunctionElement[bool]):  # noqa: N801 - used like a SQL function
+class custom_contains(_OnCustomField):  # noqa: N801 - used like a SQL function
     """Whether the list in custom field `key` of JSON `column` holds `value` (a multi_enum)."""
 
     inherit_cache = True
@@ -82,11 +98,7 @@ class custom_contains(FunctionElement[bool]):  # noqa: N801 - used like a SQL fu
     type = Boolean()
 
     def __init__(self, column: ColumnElement[Any], key: str, value: Any) -> None:
-        self.field_key = _checked_key(key)
-        super().__init__(column, value)
-
-    def _gen_cache_key(self, anon_map: Any, bindparams: Any) -> Any:
-        return (*super()._gen_cache_key(anon_map, bindparams), self.field_key)
+        super().__init__(column, key, FieldType.multi_enum, value)
 
 
 @compiles(custom_contains, "postgresql")
@@ -104,19 +116,12 @@ def _custom_contains_sqlite(element: custom_contains, compiler: Any, **kw: Any) 
     return f"(json_type({column}, '$.{element.field_key}') = 'array' AND {holds})"
 
 
-class custom_present(FunctionElement[bool]):  # noqa: N801 - used like a SQL function
+class custom_present(_OnCustomField):  # noqa: N801 - used like a SQL function
     """Whether the list in custom field `key` of JSON `column` holds anything (a multi_enum)."""
 
     inherit_cache = True
     name = "custom_present"
     type = Boolean()
-
-    def __init__(self, column: ColumnElement[Any], key: str) -> None:
-        self.field_key = _checked_key(key)
-        super().__init__(column)
-
-    def _gen_cache_key(self, anon_map: Any, bindparams: Any) -> Any:
-        return (*super()._gen_cache_key(anon_map, bindparams), self.field_key)
 
 
 @compiles(custom_present, "postgresql")
@@ -134,7 +139,7 @@ def _custom_present_sqlite(element: custom_present, compiler: Any, **kw: Any) ->
     return f"(CASE WHEN json_type({column}, {path}) = 'array' THEN {listed} ELSE 0 END)"
 
 
-class custom_equals(FunctionElement[bool]):  # noqa: N801 - used like a SQL function
+class custom_equals(_OnCustomField):  # noqa: N801 - used like a SQL function
     """Whether custom field `key` of JSON `column` equals `value` (a scalar of its type)."""
 
     inherit_cache = True
@@ -144,12 +149,7 @@ class custom_equals(FunctionElement[bool]):  # noqa: N801 - used like a SQL func
     def __init__(
         self, column: ColumnElement[Any], key: str, field_type: FieldType, value: Any
     ) -> None:
-        self.field_key = _checked_key(key)
-        self.field_type = field_type
-        super().__init__(column, value)
-
-    def _gen_cache_key(self, anon_map: Any, bindparams: Any) -> Any:
-        return (*super()._gen_cache_key(anon_map, bindparams), self.field_key, self.field_type)
+        super().__init__(column, key, field_type, value)
 
 
 @compiles(custom_equals, "postgresql")
