@@ -458,6 +458,7 @@ async def run_search(
         rank = spec.text.rank(text_bind)
     sort = _sort(spec, fields, params.sort, rank, f"{where}.sort")
     token = f"-{sort.name}" if sort.descending else sort.name
+    count = select(func.count()).select_from(statement.subquery())  # all matches, any page
     labelled = [column.label(f"sort_{index}") for index, column in enumerate(sort.key.columns)]
     statement = statement.add_columns(*labelled)
     if params.cursor:
@@ -465,7 +466,6 @@ async def run_search(
         after = sort.key.after(sort.descending, cursor_is_null=values[0] is None)
         compiler.binds.update({f"cursor_{index}": value for index, value in enumerate(values)})
         statement = statement.where(after)
-    count = select(func.count()).select_from(statement.subquery())
     statement = statement.order_by(*sort.key.order_by(sort.descending)).limit(params.limit + 1)
     rows = await reader.all(statement, compiler.binds, cached=False)
     next_cursor = None
