@@ -119,6 +119,23 @@ async def test_a_deal_from_creation_to_won(generated: ModuleType, app: Any, db: 
     page = await module("api.deals.deals_list").asyncio(client=client, status=models.StageKind.WON)
     assert [d.id for d in page.data] == [deal.id]
 
+    # Search takes a typed filter tree (named models for each node kind) and full text.
+    found = await module("api.deals.deals_search").asyncio(
+        client=client,
+        body=models.SearchRequest(
+            filter_=models.FilterAnd(
+                and_=[
+                    models.FilterCondition(
+                        field="company.domain", op=models.Op.EQ, value="initech.example"
+                    ),
+                    models.FilterCondition(field="status", op=models.Op.IN, value=["won", "lost"]),
+                ]
+            ),
+            query="rollout",
+        ),
+    )
+    assert [d.id for d in found.data] == [deal.id]
+
     # The metrics are typed too: the won deal is in today's win rate and EUR deal size.
     rate = await module("api.metrics.metrics_win_rate").asyncio(
         client=client, group_by=models.DealGroup.PIPELINE
