@@ -34,12 +34,17 @@ class Contact(RecordColumns, Base):
     next_task_id: Mapped[UUID | None] = mapped_column(Uuid)
     """The earliest open task by due date, kept by the tasks slice (no foreign key: tasks
     reference contacts, and the two tables must not depend on each other)."""
+    merged_into_id: Mapped[UUID | None] = mapped_column(ForeignKey("contacts.id"))
+    """Set when the contact was merged into another (and archived with it): requests to it
+    then answer 404 naming this one."""
 
     __table_args__ = (
         *record_indexes("contacts"),
         CheckConstraint(f"lifecycle_stage {sql_in(LifecycleStage)}", name="lifecycle_stage"),
         live_index("uq_contacts_email_live", "email", unique=True),
         Index("ix_contacts_owner_id", "owner_id"),
+        # Contacts sharing a phone are duplicate candidates: grouped from this index alone.
+        live_index("ix_contacts_live_phone", "phone"),
         Index("ix_contacts_company_id", "company_id"),
     )
 

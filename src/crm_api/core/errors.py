@@ -38,6 +38,11 @@ class Problem(BaseModel):
     deal_count: int | None = Field(
         default=None, description="For a 409 on a stage that still holds deals: how many."
     )
+    merged_into_id: str | None = Field(
+        default=None,
+        description="For a 404 on a merged record (and a 409 on merging it again): the record "
+        "it was merged into.",
+    )
 
 
 class DomainError(Exception):

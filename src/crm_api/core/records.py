@@ -168,6 +168,7 @@ class RecordService:
         row = await self.repository.read(record_id)
         if row is None:
             raise NotFound(f"No {self.kind.entity_type} has id {record_id}.")
+        self._refuse_merged(row)
         record = self.kind.to_read(row)
         await self.embed([record])
         return record
@@ -319,7 +320,18 @@ class RecordService:
         row = await self.repository.lock(record_id)
         if row is None:
             raise NotFound(f"No {self.kind.entity_type} has id {record_id}.")
+        self._refuse_merged(row)
         return row
+
+    def _refuse_merged(self, row: Row) -> None:
+        """A record merged into another is gone for every request by its id (its history stays
+        readable): 404 naming the record it lives on in."""
+        merged_into = row.get("merged_into_id")
+        if merged_into is not None:
+            raise NotFound(
+                f"The {self.kind.entity_type} {row['id']} was merged into {merged_into}.",
+                merged_into_id=str(merged_into),
+            )
 
     async def _locked_live(self, record_id: UUID) -> Row:
         row = await self._locked(record_id)
