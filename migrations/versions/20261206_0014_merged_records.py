@@ -38,7 +38,11 @@ def upgrade() -> None:
             op.create_foreign_key(fk, table, table, ["merged_into_id"], ["id"])
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_contacts_live_phone", ["phone"], unique=False, postgresql_where=LIVE, sqlite_where=LIVE
+            "ix_contacts_live_phone",
+            ["phone"],
+            unique=False,
+            postgresql_where=LIVE,
+            sqlite_where=LIVE,
         )
 
 

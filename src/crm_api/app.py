@@ -29,6 +29,8 @@ from crm_api.core.migrations import head_revisions
 from crm_api.core.openapi import build_openapi
 from crm_api.deals.router import board_router
 from crm_api.deals.router import router as deals_router
+from crm_api.dedupe.router import companies_router as company_duplicates_router
+from crm_api.dedupe.router import contacts_router as contact_duplicates_router
 from crm_api.feed.router import router as events_router
 from crm_api.health import router as health_router
 from crm_api.idempotency.guard import Replay
@@ -118,8 +120,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Routes are matched in order: the busiest resources first.
     for router in (
+        contact_duplicates_router,  # before `/{contact_id}`, which would take `duplicates`
         contacts_router,
         deals_router,
+        company_duplicates_router,
         companies_router,
         company_contacts_router,
         pipelines_router,
