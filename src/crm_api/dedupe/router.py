@@ -7,13 +7,23 @@ from uuid import UUID
 from fastapi import Depends, Query
 from starlette.responses import Response
 
+from crm_api.core.concurrency import etag
 from crm_api.core.listing import DEFAULT_LIMIT, MAX_LIMIT
-from crm_api.core.openapi import problems
+from crm_api.core.openapi import WRITE, problems
 from crm_api.core.responses import JSONBody
 from crm_api.core.schemas import SafeStr
-from crm_api.dedupe.schemas import CompanyDuplicatePage, ContactDuplicatePage
+from crm_api.dedupe.merge import CompanyMerger, ContactMerger, Merger
+from crm_api.dedupe.schemas import (
+    MAX_DUPLICATES,
+    CompanyDuplicatePage,
+    CompanyMerge,
+    CompanyMergeResult,
+    ContactDuplicatePage,
+    ContactMerge,
+    ContactMergeResult,
+)
 from crm_api.dedupe.service import DuplicateService
-from crm_api.deps import ReaderDep, ReadPrincipal
+from crm_api.deps import ContextDep, IfMatch, ReaderDep, ReadPrincipal
 from crm_api.routing import PrefixRouter
 
 contacts_router = PrefixRouter(prefix="/v1/contacts", tags=["contacts"])
@@ -105,3 +115,95 @@ async def list_company_duplicates(
 ) -> Response:
     data, next_cursor = await duplicates.company_page(owner_id, limit, cursor)
     return JSONBody({"data": data, "next_cursor": next_cursor})
+
+
+# -- merges --------------------------------------------------------------------------------------
+
+
+async def get_contact_merger(context: ContextDep) -> ContactMerger:
+    return ContactMerger(context.session, context.reader, context.principal, context.users())
+
+
+async def get_company_merger(context: ContextDep) -> CompanyMerger:
+    return CompanyMerger(context.session, context.reader, context.principal, context.users())
+
+
+MERGE_DESCRIPTION = f"""\
+Merges 1 to {MAX_DUPLICATES} duplicates into a primary {{singular}}, in one transaction: all of \
+it happens or none of it.
+
+- The primary keeps its id and takes the values `field_choices` names (see the body); its \
+version goes up by one, and `If-Match` is checked against it (412 when stale).
+- Every duplicate is archived with `merged_into_id`; a GET, PATCH, DELETE or restore of its \
+id then answers 404 with `merged_into_id` in the problem. Its history stays with its id \
+(audit log, {{history}}; its timeline stays readable).
+- {{links}} Each record so moved gets a new version, an audit row and its `*.updated` event.
+- Derived fields ({{derived}}) are recomputed.
+- Events: the moved records' `*.updated`, each duplicate's `{{singular}}.archived`, the \
+primary's `{{singular}}.updated` (its changes include `merged_ids`) and `{{singular}}.merged`, \
+whose `data` is this response. Audit rows likewise.
+
+Checked before anything is written: 422 for a body that does not fit (the primary among the \
+duplicates, a repeated id, more than {MAX_DUPLICATES} duplicates, a field a merge does not \
+choose, a choice naming a record outside the merge), 404 for an unknown id, 409 for an \
+archived or already merged {{singular}} (with `merged_into_id`), 403 unless the caller may \
+change every one of them (reps: only their own), 412 for a stale `If-Match`.
+
+Returns the primary as it is now and the merged ids, with the primary's `ETag`."""
+
+
+def _merge_description(**parts: str) -> str:
+    return MERGE_DESCRIPTION.format(**parts)
+
+
+def _merge_response(result: dict[str, object]) -> Response:
+    primary = result["primary"]
+    assert isinstance(primary, dict)
+    return JSONBody(result, headers={"ETag": etag(primary["version"])})
+
+
+@contacts_router.post(
+    "/merge",
+    operation_id="contacts_merge",
+    response_model=ContactMergeResult,
+    responses=WRITE,
+    summary="Merge duplicate contacts into one",
+    description=_merge_description(
+        singular="contact",
+        history="lifecycle changes",
+        links="Activities (as contacts and attendees), tasks and deal contacts of the "
+        "duplicates move to the primary; a deal that had several of them keeps one link, with "
+        "the most meaningful role (decision maker, champion, influencer, other; the primary's "
+        "on a tie).",
+        derived="`last_activity_at`, `first_outreach_at`, `next_task`",
+    ),
+)
+async def merge_contacts(
+    body: ContactMerge,
+    merger: Annotated[Merger, Depends(get_contact_merger)],
+    if_match: IfMatch,
+) -> Response:
+    merged = await merger.merge(body.primary_id, body.duplicate_ids, body.field_choices, if_match)
+    return _merge_response(merged)
+
+
+@companies_router.post(
+    "/merge",
+    operation_id="companies_merge",
+    response_model=CompanyMergeResult,
+    responses=WRITE,
+    summary="Merge duplicate companies into one",
+    description=_merge_description(
+        singular="company",
+        history="the contacts', deals', activities' and tasks' own histories",
+        links="Contacts, deals, activities and tasks of the duplicates move to the primary.",
+        derived="`last_activity_at`",
+    ),
+)
+async def merge_companies(
+    body: CompanyMerge,
+    merger: Annotated[Merger, Depends(get_company_merger)],
+    if_match: IfMatch,
+) -> Response:
+    merged = await merger.merge(body.primary_id, body.duplicate_ids, body.field_choices, if_match)
+    return _merge_response(merged)
