@@ -16,6 +16,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 LIVE = sa.text("archived_at IS NULL")
+LIVE_TAGGED = sa.text("archived_at IS NULL AND email LIKE '%+%'")
 TABLES = ("companies", "contacts")
 
 
@@ -44,10 +45,20 @@ def upgrade() -> None:
             postgresql_where=LIVE,
             sqlite_where=LIVE,
         )
+        batch_op.create_index(
+            "ix_contacts_live_tagged_email",
+            ["email"],
+            unique=False,
+            postgresql_where=LIVE_TAGGED,
+            sqlite_where=LIVE_TAGGED,
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("contacts", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_contacts_live_tagged_email", postgresql_where=LIVE_TAGGED, sqlite_where=LIVE_TAGGED
+        )
         batch_op.drop_index("ix_contacts_live_phone", postgresql_where=LIVE, sqlite_where=LIVE)
     for table in reversed(TABLES):
         if _sqlite():

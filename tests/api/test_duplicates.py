@@ -2,10 +2,12 @@
 fuzzy names (scores computed by hand below), groups as connected components scored by their
 weakest link, the page order and cursors (across windows of companies), and who sees what.
 
-Scores are rapidfuzz's token_sort_ratio on the folded names: the Indel similarity
-1 - distance / (len(a) + len(b)), where the distance counts inserted and deleted characters.
+Name scores are rapidfuzz's Indel similarity 1 - distance / (len(a) + len(b)) of the folded
+names, where the distance counts inserted and deleted characters (a changed letter is one of
+each), taken as written or with the words sorted, whichever is higher.
 """
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -20,6 +22,19 @@ CONTACTS = "/v1/contacts/duplicates"
 COMPANIES = "/v1/companies/duplicates"
 PHONE = "+14155552671"
 OTHER_PHONE = "+14155552672"
+
+
+@pytest.fixture(autouse=True)
+def ids_follow_creation_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids are time-ordered to the millisecond: a pause before each POST makes the order
+    records were created in their id order, which these tests spell out."""
+    post = httpx.AsyncClient.post
+
+    async def paused(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> httpx.Response:
+        await asyncio.sleep(0.002)
+        return await post(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.AsyncClient, "post", paused)
 
 
 async def duplicates(client: httpx.AsyncClient, path: str, **params: Any) -> dict[str, Any]:
@@ -164,7 +179,7 @@ class TestFuzzyContactNames:
         body = await duplicates(rep.client, CONTACTS)
 
         # Folded, the first two are equal ("jose garcia lopez"); the third has the same words
-        # in another order, and token_sort_ratio sorts them first: 100.
+        # in another order: with the words sorted, 100.
         assert body["data"] == [
             {
                 "records": [contact_summary(c) for c in (jose, plain, swapped)],
@@ -178,6 +193,28 @@ class TestFuzzyContactNames:
                         100.0,
                     ),
                 ],
+            }
+        ]
+
+    async def test_a_typo_that_reorders_the_sorted_words_still_matches(self, rep: Actor) -> None:
+        acme = await create_company(rep, name="Acme")
+        bella = await create_contact(
+            rep, first_name="Bella", last_name="Barton", company_id=acme["id"]
+        )
+        typo = await create_contact(
+            rep, first_name="Bella", last_name="Bzrton", company_id=acme["id"]
+        )
+
+        body = await duplicates(rep.client, CONTACTS)
+
+        # As written, one changed letter of 12 + 12: 1 - 2/24 = 91.7. Sorted, "barton bella"
+        # and "bella bzrton" are far apart; the better of the two counts.
+        detail = "bella barton ~ bella bzrton"
+        assert body["data"] == [
+            {
+                "records": [contact_summary(bella), contact_summary(typo)],
+                "score": 91.7,
+                "reasons": [reason("name_and_company", detail, [bella, typo], 91.7)],
             }
         ]
 

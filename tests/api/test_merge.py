@@ -3,6 +3,7 @@ tasks, deal contacts; for companies their contacts, deals, activities and tasks)
 fields, audit rows and events, the 404 naming `merged_into_id`, every check made before
 anything is written, and that a failure half-way writes nothing."""
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +28,19 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 PHONE = "+14155552671"
 CONTACTS = "/v1/contacts"
 COMPANIES = "/v1/companies"
+
+
+@pytest.fixture(autouse=True)
+def ids_follow_creation_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids are time-ordered to the millisecond: a pause before each POST makes the order
+    records were created in their id order, which these tests spell out."""
+    post = httpx.AsyncClient.post
+
+    async def paused(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> httpx.Response:
+        await asyncio.sleep(0.002)
+        return await post(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.AsyncClient, "post", paused)
 
 
 def iso(moment: datetime) -> str:

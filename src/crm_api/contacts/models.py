@@ -2,11 +2,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, Uuid
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_api.core.db import Base, JSONType, RecordColumns, UTCDateTime, live_index, record_indexes
 from crm_api.core.enums import LifecycleStage, sql_in
+
+_LIVE_TAGGED = text("archived_at IS NULL AND email LIKE '%+%'")
 
 
 class Contact(RecordColumns, Base):
@@ -43,8 +45,15 @@ class Contact(RecordColumns, Base):
         CheckConstraint(f"lifecycle_stage {sql_in(LifecycleStage)}", name="lifecycle_stage"),
         live_index("uq_contacts_email_live", "email", unique=True),
         Index("ix_contacts_owner_id", "owner_id"),
-        # Contacts sharing a phone are duplicate candidates: grouped from this index alone.
+        # Duplicate candidates: contacts sharing a phone are grouped from this index alone, and
+        # the few +tagged emails (whose untagged form another contact may have) read from hers.
         live_index("ix_contacts_live_phone", "phone"),
+        Index(
+            "ix_contacts_live_tagged_email",
+            "email",
+            postgresql_where=_LIVE_TAGGED,
+            sqlite_where=_LIVE_TAGGED,
+        ),
         Index("ix_contacts_company_id", "company_id"),
     )
 

@@ -6,8 +6,9 @@ Pure functions over plain values; the SQL that feeds them is in `repository`.
 - **Exact evidence** (score 100): records sharing a key. Emails compare without a `+tag` in the
   local part (`ann+news@x.com` is `ann@x.com`, as the data-quality metric counts them), phones
   as stored (E.164), company domains as their registrable domain (`eu.acme.com` is `acme.com`).
-- **Fuzzy evidence**: names compared with rapidfuzz's `token_sort_ratio` (0-100: the normalized
-  Indel similarity of the names' words sorted, so word order does not matter) after folding
+- **Fuzzy evidence**: names compared with rapidfuzz (0-100: the normalized Indel similarity
+  1 - distance / total length, `ratio`, of the names as written and, `token_sort_ratio`, with
+  their words sorted, whichever is higher, so word order does not matter) after folding
   case, accents and punctuation (and, for companies, a leading "the" and trailing legal forms
   such as "Inc" or "GmbH"). Pairs scoring at least `NAME_THRESHOLD` are evidence. Only records
   sharing a *block* are compared: a word prefix (contacts: a word's initial, within one company;
@@ -30,9 +31,12 @@ from rapidfuzz import fuzz, process
 
 EXACT = 100.0
 NAME_THRESHOLD = 90.0
-"""The least token_sort_ratio of two names that counts as evidence: "Jon Smith" and
+"""The least similarity of two names that counts as evidence: "Jon Smith" and
 "John Smith" score 94.7, "Ann Smith" and "Dan Smith" 88.9."""
 MAX_BLOCK = 500
+SCORERS = (fuzz.ratio, fuzz.token_sort_ratio)
+"""Two names' similarity is the better of the two: as written, and with their words sorted
+(a swap of first and last name scores 100; a typo that reorders sorted words does not hurt)."""
 
 LEGAL_FORMS = frozenset((
     "ab", "ag", "as", "bv", "co", "company", "corp", "corporation", "gmbh", "inc",
@@ -75,10 +79,16 @@ class Group:
 # -- comparable forms ----------------------------------------------------------------------------
 
 
+_ASCII_FOLD = str.maketrans({chr(code): chr(code).lower() if chr(code).isalnum() else " "
+                             for code in range(128)})  # fmt: skip
+
+
 def fold(text: str | None) -> str:
     """Lower-case words without accents or punctuation: "José  O'Neil" → "jose o neil"."""
     if not text:
         return ""
+    if text.isascii():  # the same, for most names, several times faster
+        return " ".join(text.translate(_ASCII_FOLD).split())
     decomposed = unicodedata.normalize("NFKD", text)
     kept = (
         char if char.isalnum() else " " for char in decomposed if not unicodedata.combining(char)
@@ -154,30 +164,32 @@ def similar_names(
             by_name[name].append(record_id)
     evidence = [
         Evidence(kind, name, tuple(sorted(ids)), EXACT)
-        for name, ids in sorted(by_name.items())
+        for name, ids in by_name.items()
         if len(ids) > 1
     ]
+    if len(by_name) < 2:
+        return evidence
+    oldest = {name: min(ids) for name, ids in by_name.items()}
     names = sorted(by_name)
-    compared: set[tuple[int, int]] = set()
+    scores: dict[tuple[int, int], float] = {}
     for block in token_blocks(names, prefix_length):
         for position, first in enumerate(block[:-1]):
             others = [names[index] for index in block[position + 1 :]]
-            for _, score, offset in process.extract_iter(
-                names[first],
-                others,
-                scorer=fuzz.token_sort_ratio,
-                processor=None,
-                score_cutoff=NAME_THRESHOLD,
-            ):
-                second = block[position + 1 + offset]
-                pair = (first, second)
-                if pair in compared:
-                    continue
-                compared.add(pair)
-                # Named in the order of their records (the oldest first), as `record_ids`.
-                a, b = sorted((names[first], names[second]), key=lambda name: by_name[name][0])
-                ids = (by_name[a][0], by_name[b][0])
-                evidence.append(Evidence(kind, f"{a} ~ {b}", ids, round(score, 1)))
+            for scorer in SCORERS:
+                for _, score, offset in process.extract_iter(
+                    names[first],
+                    others,
+                    scorer=scorer,
+                    processor=None,
+                    score_cutoff=NAME_THRESHOLD,
+                ):
+                    pair = (first, block[position + 1 + offset])
+                    scores[pair] = max(score, scores.get(pair, 0.0))
+    for (first, second), score in scores.items():
+        # Named in the order of their records (the oldest first), as `record_ids`.
+        a, b = sorted((names[first], names[second]), key=oldest.__getitem__)
+        ids = (oldest[a], oldest[b])
+        evidence.append(Evidence(kind, f"{a} ~ {b}", ids, round(score, 1)))
     return evidence
 
 
@@ -220,7 +232,7 @@ def group(evidence: Iterable[Evidence]) -> list[Group]:
 
     Evidence is taken strongest first (Kruskal): exact evidence is always a reason; fuzzy
     evidence only when it joins records not already joined, so a group lists at most one
-    fuzzy reason per record it adds."""
+    fuzzy reason per record it adds. Reasons are listed strongest first, then by kind and ids."""
     parent: dict[UUID, UUID] = {}
 
     def root(record_id: UUID) -> UUID:
@@ -230,10 +242,16 @@ def group(evidence: Iterable[Evidence]) -> list[Group]:
             record_id = parent[record_id]
         return record_id
 
+    exact: list[Evidence] = []
+    fuzzy: list[Evidence] = []
+    for item in evidence:
+        if len(item.record_ids) > 1:
+            (exact if item.score == EXACT and item.kind in EXACT_KINDS else fuzzy).append(item)
     kept: list[Evidence] = []
-    for item in sorted(evidence, key=_strongest_first):
+    # Exact evidence joins in any order; fuzzy evidence in a fixed one, strongest first.
+    for item in [*exact, *sorted(fuzzy, key=_strongest_first)]:
         roots = {root(record_id) for record_id in item.record_ids}
-        if len(roots) > 1 or (item.score == EXACT and len(item.record_ids) > 1):
+        if len(roots) > 1 or item.score == EXACT:
             first, *rest = sorted(roots)
             for other in rest:
                 parent[other] = first
@@ -248,12 +266,17 @@ def group(evidence: Iterable[Evidence]) -> list[Group]:
         Group(
             record_ids=tuple(sorted(ids)),
             score=min(item.score for item in reasons[key]),
-            reasons=tuple(reasons[key]),
+            reasons=tuple(sorted(reasons[key], key=_strongest_first)),
         )
         for key, ids in members.items()
         if len(ids) > 1
     ]
     return sorted(groups, key=lambda found: found.anchor)
+
+
+EXACT_KINDS = frozenset(
+    {DuplicateReasonKind.email, DuplicateReasonKind.phone, DuplicateReasonKind.domain}
+)
 
 
 def _strongest_first(item: Evidence) -> tuple[float, str, tuple[UUID, ...]]:

@@ -59,9 +59,10 @@ _GROUPS = (
 
 CONTACTS_DESCRIPTION = f"""\
 Candidate duplicate contacts. Reasons: the same email once a `+tag` is removed from its local \
-part (`email`), the same phone (`phone`), or, at the same company, names whose words sorted \
-are at least 90% alike (rapidfuzz `token_sort_ratio` after folding case, accents and \
-punctuation; compared when a word of each starts with the same letter) (`name_and_company`).
+part (`email`), the same phone (`phone`), or, at the same company, names at least 90% alike \
+(`name_and_company`: rapidfuzz's Indel similarity of the names as written or with their words \
+sorted, whichever is higher, after folding case, accents and punctuation; compared when a word \
+of each starts with the same letter).
 
 {_GROUPS} Groups come by the smallest company id among their records, then by their oldest \
 record; groups with no company at all come last. Work per page is near-linear: exact keys are \
@@ -71,10 +72,10 @@ grouped in SQL, and names are compared company by company from the cursor's on.
 
 COMPANIES_DESCRIPTION = f"""\
 Candidate duplicate companies. Reasons: the same registrable domain (`domain`: \
-`eu.acme.com` = `acme.com`), the same phone (`phone`), or names whose words sorted are at \
-least 90% alike once case, accents, punctuation, a leading "the" and legal forms (Inc, LLC, \
-GmbH, …) are set aside (`company_name`; compared when a word of each starts with the same three \
-letters).
+`eu.acme.com` = `acme.com`), the same phone (`phone`), or names at least 90% alike once case, \
+accents, punctuation, a leading "the" and legal forms (Inc, LLC, GmbH, …) are set aside \
+(`company_name`; similarity as for contacts; compared when a word of each starts with the same \
+three letters).
 
 {_GROUPS} Groups come by their oldest record.
 

@@ -11,7 +11,8 @@ MAX_DUPLICATES = 20
 
 SCORE = (
     "0-100. A reason's score is 100 for a shared email, phone or domain (and equal names), "
-    "else the names' similarity (rapidfuzz token_sort_ratio, 1 decimal, at least "
+    "else the names' similarity (rapidfuzz's Indel similarity, `ratio`, of the folded names as "
+    "written or with their words sorted, whichever is higher; 1 decimal; at least "
     f"{NAME_THRESHOLD:g}). A group's score is its weakest link: the lowest score among the "
     "reasons that join its records."
 )

@@ -2,8 +2,8 @@
 
 Contacts. The exact evidence (shared email keys and phones) comes from SQL that returns only
 the records that share one: the contacts having any, `X`, are few. Names are compared only
-within a company, so the contacts are walked company by company, in windows of about
-`WINDOW_ROWS`, in company id order. A group's *section* is the smallest company id among its
+within a company, so the contacts are walked company by company, in company id order, in
+windows of a growing number of contacts. A group's *section* is the smallest company id among its
 records; a window reports the groups whose section it holds, which it can know in full: a group
 spanning several companies crosses between them only by exact evidence, so each of its
 companies holds a record of `X`, and the window also loads the companies that `X` ties to its
@@ -45,13 +45,17 @@ from crm_api.dedupe.repository import (
     EMAIL_HOLDERS,
     LIVE_COMPANIES,
     OF_COMPANIES,
+    PHONE_HOLDERS,
     SHARED_PHONES,
     TAGGED_EMAILS,
     WINDOWS,
     Window,
 )
 
-WINDOW_ROWS = 5000
+WINDOW_ROWS = 1000
+"""Contacts in a page's first window; each next one doubles, up to `WINDOW_GROWTH` times this,
+so a small page reads little past its cursor and a large one takes few round trips."""
+WINDOW_GROWTH = 16
 CONTACT_NAME_PREFIX = 1
 """Contacts of a company are compared when a word of their names starts with the same letter."""
 COMPANY_NAME_PREFIX = 3
@@ -81,11 +85,13 @@ class Position:
 
 @dataclass(frozen=True, slots=True)
 class _Exact:
-    """The contacts with exact evidence (`X`), their companies, and which companies that
-    evidence ties together."""
+    """The contacts with exact evidence (`X`) and their companies; per company, the evidence of
+    the groups (of exact evidence alone) that reach it, and the companies those groups tie it
+    to."""
 
     evidence: list[Evidence]
     company_of: dict[UUID, UUID | None]
+    of_company: dict[UUID, list[Evidence]]
     ties: dict[UUID, set[UUID]]
 
 
@@ -142,7 +148,11 @@ class DuplicateService:
 
     async def _contact_exact(self, params: Mapping[str, Any]) -> _Exact:
         owned = "owner_id" in params
-        phones = await self.reader.all(SHARED_PHONES[owned], params)
+        shared = [row["phone"] for row in await self.reader.all(SHARED_PHONES[owned], params)]
+        phones = []
+        if shared:
+            statement = PHONE_HOLDERS[self.postgres, owned]
+            phones = await self.reader.all(statement, {**params, "phones": shared})
         tagged = [
             row
             for row in await self.reader.all(TAGGED_EMAILS[owned], params)
@@ -159,12 +169,14 @@ class DuplicateService:
             *shared_keys(DuplicateReasonKind.phone, ((row["id"], row["phone"]) for row in phones)),
         ]  # fmt: skip
         company_of = {row["id"]: row["company_id"] for row in (*phones, *tagged, *holders)}
+        of_company: dict[UUID, list[Evidence]] = defaultdict(list)
         ties: dict[UUID, set[UUID]] = defaultdict(set)
         for found in group(evidence):
             tied = {company_of[member] for member in found.record_ids} - {None}
             for company_id in tied:
+                of_company[company_id].extend(found.reasons)
                 ties[company_id] |= tied
-        return _Exact(evidence, company_of, ties)
+        return _Exact(evidence, company_of, of_company, ties)
 
     async def _company_windows(
         self, exact: _Exact, params: Mapping[str, Any], start: Position | None
@@ -173,12 +185,13 @@ class DuplicateService:
         holds, in order, after `start`."""
         owned = "owner_id" in params
         mode, company_id = (Window.at, start.section) if start else (Window.start, None)
+        size = WINDOW_ROWS
         while True:
-            bind = {**params, "company_id": company_id, "limit": WINDOW_ROWS + 1}
+            bind = {**params, "company_id": company_id, "limit": size + 1}
             rows = await self.reader.all(WINDOWS[owned, mode], bind)
             if not rows:
                 return
-            more = len(rows) > WINDOW_ROWS
+            more = len(rows) > size
             if more:
                 # The last company may continue past the window: it starts the next one.
                 last = rows[-1]["company_id"]
@@ -190,6 +203,7 @@ class DuplicateService:
             if not more:
                 return
             mode, company_id = Window.after, max(window)
+            size = min(size * 2, WINDOW_ROWS * WINDOW_GROWTH)
 
     async def _groups_of_window(
         self,
@@ -211,7 +225,9 @@ class DuplicateService:
             tied = set().union(*(exact.ties.get(c, set()) for c in missing))
             missing = tied - loaded
         company_of = dict(exact.company_of)
-        evidence = list(exact.evidence)
+        # The exact evidence of the groups reaching the loaded companies (each once): groups
+        # reaching none of them cannot belong to this window.
+        evidence = list({item: None for c in by_company for item in exact.of_company.get(c, ())})
         for company_id, members in by_company.items():
             named = []
             for row in members:
