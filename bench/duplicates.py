@@ -4,16 +4,19 @@
 
 Recreates the database `crm_bench_duplicates` (`--db-name`) on the local PostgreSQL server,
 migrates it, and loads with COPY (as `generate.py` does) `--companies` companies with made-up
-names and domains and `--contacts` contacts: 90% at a company, distinct made-up names, unique
-emails, 60% with a phone of their own. Among them, 2% are planted duplicates of another contact,
-in equal parts: the same email with a `+tag`, the same phone (a typo in the name), a similar
-name at the same company (one letter changed), and a similar name at the same company that also
-shares a phone with a third contact (a chain of three).
+names and domains, plus 2% planted duplicates of them (a subsidiary on a subdomain, a typo in
+the name, the name with ", Inc."), and `--contacts` contacts: 90% at a company, made-up names,
+unique emails, 60% with a phone of their own. Among them, 2% are planted duplicates of another
+contact, in equal parts: the same email with a `+tag`, the same phone (a typo in the name), a
+similar name at the same company (one letter changed), and a similar name at the same company
+that also shares a phone with a third contact (a chain of three). Then VACUUM ANALYZE, as
+autovacuum leaves a settled table.
 
 Then, in-process through HTTP (httpx on the ASGI app, no server), an admin pages through
-`GET /v1/contacts/duplicates?limit=…` and `GET /v1/companies/duplicates?limit=…` to the end.
-Prints the load time, every page's time, the total, and how many planted duplicates came back
-in a group with their original (recall; made-up data also has a few duplicates of its own).
+`GET /v1/contacts/duplicates` (for each `--limit`, default 500 and 50), one rep's contacts, and
+`GET /v1/companies/duplicates`, each to the end. Prints the load time; per walk the groups,
+pages, total time and the median and slowest page; and how many planted duplicates came back in
+one group with their original (made-up data also has a few duplicates of its own).
 """
 
 import argparse
@@ -86,10 +89,21 @@ class Dataset:
             if name in names:
                 continue
             names.add(name)
-            domain = name.lower().replace(" ", "") + ".example.com"
-            row = (uuid7(), name, name.casefold(), domain, self.rng.choice(owners), "{}", 1,
-                   owners[0], self.now, self.now)  # fmt: skip
-            self.companies.append(row)
+            self.companies.append(self._company(name, name.lower().replace(" ", "") + ".com"))
+        self.planted_companies: list[tuple[UUID, UUID]] = []
+        for n, original in enumerate(self.rng.sample(self.companies, companies // 50)):
+            name, domain = original[1], original[3]
+            if n % 3 == 0:  # a subsidiary's subdomain
+                twin = self._company(f"{name} Europe", f"eu.{domain}")
+            elif n % 3 == 1:  # a typo, past the first three letters (the blocks)
+                first, _, rest = name.partition(" ")
+                position = self.rng.randrange(3, len(first))
+                typed = f"{first[:position]}x{first[position + 1 :]} {rest}".strip()
+                twin = self._company(typed, f"{typed.lower().replace(' ', '')}.net")
+            else:  # a legal form
+                twin = self._company(f"{name}, Inc.", f"{domain.removesuffix('.com')}-inc.com")
+            self.companies.append(twin)
+            self.planted_companies.append((original[0], twin[0]))
         firsts = [word(self.rng, 2).title() for _ in range(400)]
         lasts = [word(self.rng, 3).title() for _ in range(3000)]
         planted = contacts // 50
@@ -103,6 +117,10 @@ class Dataset:
         originals = self.rng.sample(range(len(self.contacts)), planted)
         for n, index in enumerate(originals):
             self._plant(n % 4, index, planted)
+
+    def _company(self, name: str, domain: str) -> tuple[Any, ...]:
+        return (uuid7(), name, name.casefold(), domain, self.rng.choice(self.owners), "{}", 1,
+                self.owners[0], self.now, self.now)  # fmt: skip
 
     def _phone(self) -> str:
         while True:
@@ -215,6 +233,19 @@ async def page_through(
     return groups
 
 
+def recall(groups: list[Any], planted: list[tuple[UUID, UUID]]) -> None:
+    together = {
+        (record["id"], other["id"])
+        for each in groups
+        for record in each["records"]
+        for other in each["records"]
+    }
+    found = sum((str(a), str(b)) in together for a, b in planted)
+    sizes = [len(each["records"]) for each in groups] or [0]
+    print(f"  planted pairs found together: {found:,} of {len(planted):,}; "
+          f"group sizes: max {max(sizes)}, mean {statistics.mean(sizes):.2f}")  # fmt: skip
+
+
 async def measure(url: str, data: Dataset, limits: list[int], owner: str) -> None:
     app = create_app(Settings(database_url=url, access_log=False, in_process_worker=False))
     async with app.router.lifespan_context(app):
@@ -234,19 +265,11 @@ async def measure(url: str, data: Dataset, limits: list[int], owner: str) -> Non
         ) as client:
             for limit in limits:
                 groups = await page_through(client, "/v1/contacts/duplicates", limit)
-            together = {
-                (record["id"], other["id"])
-                for each in groups
-                for record in each["records"]
-                for other in each["records"]
-            }
-            found = sum((str(a), str(b)) in together for a, b in data.planted)
-            sizes = [len(each["records"]) for each in groups]
-            print(f"  planted pairs found together: {found:,} of {len(data.planted):,}; "
-                  f"group sizes: max {max(sizes)}, mean {statistics.mean(sizes):.2f}")  # fmt: skip
+            recall(groups, data.planted)
             await page_through(client, "/v1/contacts/duplicates", limits[0], owner_id=owner)
             for limit in limits:
-                await page_through(client, "/v1/companies/duplicates", limit)
+                groups = await page_through(client, "/v1/companies/duplicates", limit)
+            recall(groups, data.planted_companies)
 
 
 async def main() -> None:

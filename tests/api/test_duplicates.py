@@ -117,6 +117,14 @@ class TestExactContactKeys:
             "next_cursor": None,
         }
 
+    async def test_a_key_shared_by_more_than_20_is_no_evidence(self, rep: Actor) -> None:
+        # A switchboard: 21 contacts on one phone. Twenty would be one group (a merge takes a
+        # primary and up to 20 duplicates); 21 are something shared, not a duplicate.
+        for _ in range(21):
+            await create_contact(rep, phone=PHONE)
+        pair = [await create_contact(rep, phone=OTHER_PHONE) for _ in range(2)]
+        assert ids((await duplicates(rep.client, CONTACTS))["data"]) == [[c["id"] for c in pair]]
+
     async def test_archived_contacts_are_not_candidates(self, rep: Actor) -> None:
         first = await create_contact(rep, phone=PHONE)
         second = await create_contact(rep, phone=PHONE)

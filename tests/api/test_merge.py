@@ -470,6 +470,35 @@ class TestMergeChecks:
         # A manager merges anyone's.
         assert (await merge(manager, CONTACTS, records[0], theirs)).status_code == 200
 
+    async def test_a_value_the_primary_may_not_take_is_refused_first(self, manager: Actor) -> None:
+        # The company chosen for the primary is archived: checked as a PATCH would, before
+        # the duplicate is archived.
+        company = await create_company(manager)
+        primary = await create_contact(manager)
+        duplicate = await create_contact(manager, company_id=company["id"])
+        await archive(manager, f"{COMPANIES}/{company['id']}")
+        start = await feed_end(manager.client)
+
+        response = await merge(
+            manager, CONTACTS, primary, duplicate, field_choices={"company_id": duplicate["id"]}
+        )
+
+        assert error_fields(assert_problem(response, 422, "validation")) == {"body.company_id"}
+        assert await read(manager, f"{CONTACTS}/{duplicate['id']}") == duplicate
+        assert await events_since(manager.client, start) == []
+
+    async def test_an_archived_company_is_not_filled_in_unasked(self, manager: Actor) -> None:
+        company = await create_company(manager)
+        primary = await create_contact(manager)
+        duplicate = await create_contact(manager, company_id=company["id"], title="CFO")
+        await archive(manager, f"{COMPANIES}/{company['id']}")
+
+        response = await merge(manager, CONTACTS, primary, duplicate)
+
+        assert response.status_code == 200, response.text
+        merged = response.json()["primary"]
+        assert (merged["company_id"], merged["title"]) == (None, "CFO")
+
 
 class TestAtomicity:
     async def test_a_failure_half_way_writes_nothing(
@@ -512,22 +541,24 @@ class TestAtomicity:
         assert await read(rep, f"/v1/deals/{deal['id']}") == deal
         assert await events_since(manager.client, start) == []
 
-    async def test_a_refusal_after_the_first_writes_writes_nothing(self, manager: Actor) -> None:
-        # The company chosen for the primary is archived: the primary's own checks refuse it
-        # only after the duplicate was archived in the same transaction.
-        company = await create_company(manager)
-        primary = await create_contact(manager)
-        duplicate = await create_contact(manager, company_id=company["id"])
-        await archive(manager, f"{COMPANIES}/{company['id']}")
-        start = await feed_end(manager.client)
+    async def test_crossed_merges_at_once_one_wins(self, rep: Actor) -> None:
+        first = await create_contact(rep, first_name="Ann")
+        second = await create_contact(rep, first_name="Anne")
 
-        response = await merge(
-            manager, CONTACTS, primary, duplicate, field_choices={"company_id": duplicate["id"]}
+        responses = await asyncio.gather(
+            merge(rep, CONTACTS, first, second), merge(rep, CONTACTS, second, first)
         )
 
-        assert error_fields(assert_problem(response, 422, "validation")) == {"body.company_id"}
-        assert await read(manager, f"{CONTACTS}/{duplicate['id']}") == duplicate
-        assert await events_since(manager.client, start) == []
+        # Both lock the two contacts in id order: the second to get them sees the first's
+        # merge, and refuses.
+        assert sorted(r.status_code for r in responses) == [200, 409]
+        won = next(r for r in responses if r.status_code == 200).json()
+        lost = assert_problem(next(r for r in responses if r.status_code == 409), 409, "conflict")
+        (merged_id,) = won["merged_ids"]
+        assert lost["merged_into_id"] == won["primary"]["id"]
+        assert (await read(rep, f"{CONTACTS}/{won['primary']['id']}"))["version"] == 2
+        gone = await rep.client.get(f"{CONTACTS}/{merged_id}")
+        assert assert_problem(gone, 404, "not-found")["merged_into_id"] == won["primary"]["id"]
 
 
 class TestMergeCompanies:

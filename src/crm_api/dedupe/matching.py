@@ -6,6 +6,7 @@ Pure functions over plain values; the SQL that feeds them is in `repository`.
 - **Exact evidence** (score 100): records sharing a key. Emails compare without a `+tag` in the
   local part (`ann+news@x.com` is `ann@x.com`, as the data-quality metric counts them), phones
   as stored (E.164), company domains as their registrable domain (`eu.acme.com` is `acme.com`).
+  A key shared by more than `MAX_SHARING` records is something shared, not a duplicate.
 - **Fuzzy evidence**: names compared with rapidfuzz (0-100: the normalized Indel similarity
   1 - distance / total length, `ratio`, of the names as written and, `token_sort_ratio`, with
   their words sorted, whichever is higher, so word order does not matter) after folding
@@ -34,6 +35,9 @@ NAME_THRESHOLD = 90.0
 """The least similarity of two names that counts as evidence: "Jon Smith" and
 "John Smith" score 94.7, "Ann Smith" and "Dan Smith" 88.9."""
 MAX_BLOCK = 500
+MAX_SHARING = 20
+"""A key shared by more records than this is not evidence of duplicates but of something
+shared: a switchboard's phone, a team inbox, a hosting platform's domain (`myshopify.com`)."""
 SCORERS = (fuzz.ratio, fuzz.token_sort_ratio)
 """Two names' similarity is the better of the two: as written, and with their words sorted
 (a swap of first and last name scores 100; a typo that reorders sorted words does not hurt)."""
@@ -142,7 +146,7 @@ def domain_key(domain: str | None) -> str | None:
 def shared_keys(
     kind: DuplicateReasonKind, keyed: Iterable[tuple[UUID, str | None]]
 ) -> list[Evidence]:
-    """Exact evidence: one per key that two or more records share."""
+    """Exact evidence: one per key that two to `MAX_SHARING` records share."""
     by_key: dict[str, set[UUID]] = defaultdict(set)
     for record_id, key in keyed:
         if key:
@@ -150,7 +154,7 @@ def shared_keys(
     return [
         Evidence(kind, key, tuple(sorted(ids)), EXACT)
         for key, ids in sorted(by_key.items())
-        if len(ids) > 1
+        if 1 < len(ids) <= MAX_SHARING
     ]
 
 
@@ -196,21 +200,23 @@ def similar_names(
 def token_blocks(texts: Sequence[str], length: int) -> Iterator[list[int]]:
     """Indexes (ascending) of the texts sharing a word prefix of `length` characters, block by
     block; oversized blocks are split by longer prefixes (see the module)."""
-    yield from _sized(texts, _by_prefix(texts, range(len(texts)), "", length), length)
+    words = [frozenset(text.split()) for text in texts]
+    yield from _sized(words, _by_prefix(words, range(len(texts)), "", length), length)
 
 
 def _by_prefix(
-    texts: Sequence[str], indexes: Iterable[int], within: str, length: int
+    words: Sequence[frozenset[str]], indexes: Iterable[int], within: str, length: int
 ) -> dict[str, list[int]]:
     blocks: dict[str, list[int]] = defaultdict(list)
     for index in indexes:
-        prefixes = {word[:length] for word in texts[index].split() if word.startswith(within)}
-        for prefix in prefixes:
+        for prefix in {word[:length] for word in words[index] if word.startswith(within)}:
             blocks[prefix].append(index)
     return blocks
 
 
-def _sized(texts: Sequence[str], blocks: dict[str, list[int]], length: int) -> Iterator[list[int]]:
+def _sized(
+    words: Sequence[frozenset[str]], blocks: dict[str, list[int]], length: int
+) -> Iterator[list[int]]:
     for prefix in sorted(blocks):
         members = blocks[prefix]
         if len(members) < 2:
@@ -219,9 +225,9 @@ def _sized(texts: Sequence[str], blocks: dict[str, list[int]], length: int) -> I
             yield members
             continue
         # Words no longer than the prefix cannot be told apart further: too common to count.
-        longer = _by_prefix(texts, members, prefix, length + 1)
+        longer = _by_prefix(words, members, prefix, length + 1)
         longer.pop(prefix, None)
-        yield from _sized(texts, longer, length + 1)
+        yield from _sized(words, longer, length + 1)
 
 
 # -- groups --------------------------------------------------------------------------------------

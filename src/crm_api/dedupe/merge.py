@@ -2,11 +2,12 @@
 
 Everything is checked before anything is written: the request (422), that every record exists
 (404) and is live and not merged (409), that the caller may change every one of them (403),
-and the primary's If-Match (412). Then, in the request's one transaction:
+the primary's If-Match (412), and the primary's new values, as a PATCH's are (422: an inactive
+owner, an archived company, …). Then, in the request's one transaction:
 
 1. the duplicates are archived with `merged_into_id` (which also frees their unique values,
    unique among live records only, for the primary to take);
-2. the primary takes the chosen values (as a PATCH would: owner, company and other checks);
+2. the primary takes the chosen values;
 3. what pointed to a duplicate points to the primary: each such record is a change of its own
    (a new version, an audit row and `<entity>.updated`);
 4. derived fields (last activity, first outreach, next task) are recomputed for all of them;
@@ -85,13 +86,15 @@ class Merger:
         duplicates = [rows[record_id] for record_id in duplicate_ids]
         values = await self._chosen(primary, duplicates, field_choices)
         now = utcnow()
+        # The primary's new values are checked as a PATCH's are (owner, company, …), still
+        # before anything is written.
+        staged = await self.records.stage_update(dict(primary), values, now)
+        new_values, changes = staged or ({"version": primary["version"] + 1, "updated_at": now}, {})
         repository = self.records.repository
         for duplicate in duplicates:
             archived = {"archived_at": now, "merged_into_id": primary_id,
                         "version": duplicate["version"] + 1, "updated_at": now}  # fmt: skip
             await repository.update(duplicate["id"], duplicate["version"], archived)
-        staged = await self.records.stage_update(dict(primary), values, now)
-        new_values, changes = staged or ({"version": primary["version"] + 1, "updated_at": now}, {})
         await self.records.write_row(primary, new_values, values)
         await self.move_links(duplicate_ids, primary_id, now)
         await self.refresh_derived([primary_id, *duplicate_ids])

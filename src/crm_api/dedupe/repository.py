@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, Select, bindparam, func, select, text
 from crm_api.companies.repository import companies
 from crm_api.contacts.repository import contacts
 from crm_api.core.listing import one_of
+from crm_api.dedupe.matching import MAX_SHARING
 
 _live = contacts.c.archived_at.is_(None)
 _NAMES = (contacts.c.id, contacts.c.company_id, contacts.c.first_name, contacts.c.last_name)
@@ -41,7 +42,7 @@ SHARED_PHONES = _both(
         select(contacts.c.phone)
         .where(_live, contacts.c.phone.is_not(None), *_owned(owned))
         .group_by(contacts.c.phone)
-        .having(func.count() > 1)
+        .having(func.count().between(2, MAX_SHARING))
     )
 )
 PHONE_HOLDERS = _shapes(

@@ -54,7 +54,8 @@ _GROUPS = (
     "`records` (oldest first), `score` (0-100, the weakest link among the reasons that join "
     "them) and `reasons`. Cursor-paged (`limit` 1-500, default 50; an opaque `next_cursor`, "
     "null on the last page), in a fixed order, so paging never skips or repeats a group while "
-    "the data stays the same."
+    "the data stays the same. A key shared by more than 20 records (a switchboard's phone, a "
+    "hosting platform's domain) is not taken as a reason."
 )
 
 CONTACTS_DESCRIPTION = f"""\

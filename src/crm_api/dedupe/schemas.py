@@ -10,7 +10,8 @@ from crm_api.dedupe.matching import NAME_THRESHOLD, DuplicateReasonKind
 MAX_DUPLICATES = 20
 
 SCORE = (
-    "0-100. A reason's score is 100 for a shared email, phone or domain (and equal names), "
+    "0-100. A reason's score is 100 for an email, phone or domain shared by 2 to 20 records "
+    "(and equal names), "
     "else the names' similarity (rapidfuzz's Indel similarity, `ratio`, of the folded names as "
     "written or with their words sorted, whichever is higher; 1 decimal; at least "
     f"{NAME_THRESHOLD:g}). A group's score is its weakest link: the lowest score among the "
