@@ -15,7 +15,8 @@ Companies are far fewer: each page reads the live ones (id, name, domain, phone)
 """
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -121,10 +122,11 @@ class DuplicateService:
         exact = await self._contact_exact(params)
         found: list[tuple[Position, Group]] = []
         if start is None or start.section is not None:
-            async for placed in self._company_windows(exact, params, start):
-                found.extend(placed)
-                if len(found) > limit:
-                    break
+            async with aclosing(self._company_windows(exact, params, start)) as windows:
+                async for placed in windows:
+                    found.extend(placed)
+                    if len(found) > limit:
+                        break
         if len(found) <= limit:
             for candidate in group(exact.evidence):
                 if all(exact.company_of[member] is None for member in candidate.record_ids):
@@ -180,7 +182,7 @@ class DuplicateService:
 
     async def _company_windows(
         self, exact: _Exact, params: Mapping[str, Any], start: Position | None
-    ) -> AsyncIterator[list[tuple[Position, Group]]]:
+    ) -> AsyncGenerator[list[tuple[Position, Group]]]:
         """For each window of companies from `start`'s section on: the groups whose section it
         holds, in order, after `start`."""
         owned = "owner_id" in params
