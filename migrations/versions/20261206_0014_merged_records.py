@@ -1,5 +1,9 @@
 """Merged records: contacts and companies keep the record they were merged into
 
+A contact or company merged into another is archived with `merged_into_id` (a foreign key to its
+own table). Two small indexes serve duplicate detection: live contacts by phone (shared phones
+are grouped from it alone) and live contacts with a `+tag` in their email.
+
 Revision ID: 0014
 Revises: 0011
 Create Date: 2026-12-06 10:00:00
