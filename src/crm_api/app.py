@@ -2,7 +2,6 @@
 
 import asyncio
 import gc
-import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -31,6 +30,8 @@ from crm_api.core.openapi import build_openapi
 from crm_api.custom_fields.router import router as custom_fields_router
 from crm_api.deals.router import board_router
 from crm_api.deals.router import router as deals_router
+from crm_api.dedupe.router import companies_router as company_duplicates_router
+from crm_api.dedupe.router import contacts_router as contact_duplicates_router
 from crm_api.feed.router import router as events_router
 from crm_api.health import router as health_router
 from crm_api.idempotency.guard import Replay
@@ -45,7 +46,6 @@ from crm_api.users.router import router as users_router
 from crm_api.webhooks.router import router as webhooks_router
 from crm_api.worker.runner import run_worker
 
-log = logging.getLogger("crm_api")
 GC_THRESHOLD = 50_000
 
 DESCRIPTION = """\
@@ -124,8 +124,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Routes are matched in order: the busiest resources first.
     for router in (
+        contact_duplicates_router,  # before `/{contact_id}`, which would take `duplicates`
         contacts_router,
         deals_router,
+        company_duplicates_router,
         companies_router,
         company_contacts_router,
         pipelines_router,
@@ -208,15 +210,6 @@ def _add_problem_handlers(app: FastAPI) -> None:
             error.status_code, slug, detail, headers=headers, request_id=request_id_var.get()
         )
 
-    async def unexpected_error(_: Request, error: Exception) -> Response:
-        log.exception("unhandled error", exc_info=error)
-        return problem_response(
-            500,
-            "internal",
-            "Something went wrong on our side; quote the request id when reporting it.",
-            request_id=request_id_var.get(),
-        )
-
     async def replay(_: Request, error: Exception) -> Response:
         assert isinstance(error, Replay)
         return error.response()
@@ -225,7 +218,6 @@ def _add_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected_error)
 
 
 def _field(error: Mapping[str, Any]) -> str:

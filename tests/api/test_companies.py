@@ -62,6 +62,7 @@ class TestCreateCompany:
             "custom_fields": {"segment": "smb"},
             "external_id": "erp-acme",
             "last_activity_at": None,
+            "merged_into_id": None,
             "version": 1,
             "created_by": str(rep.id),
             "created_at": body["created_at"],

@@ -80,6 +80,7 @@ class TestCreateContact:
             "last_activity_at": None,
             "first_outreach_at": None,
             "next_task": None,
+            "merged_into_id": None,
             "version": 1,
             "created_by": str(rep.id),
             "created_at": body["created_at"],

@@ -156,8 +156,12 @@ async def test_a_response_lost_after_the_commit_is_replayed(
     committed with the write, so the retry gets the response, and nothing is written twice."""
     send = JSONBody.__call__
 
-    async def connection_lost(self: JSONBody, *args: Any) -> None:
-        raise ConnectionResetError("the client went away")
+    async def connection_lost(self: JSONBody, scope: Any, receive: Any, send_on: Any) -> None:
+        async def dropped(message: Any) -> None:
+            await send_on(message)  # the response starts going out, then the connection dies
+            raise ConnectionResetError("the client went away")
+
+        await send(self, scope, receive, dropped)
 
     monkeypatch.setattr(JSONBody, "__call__", connection_lost)
     body = {"first_name": "Lost", "email": unique_email()}

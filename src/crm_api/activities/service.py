@@ -6,6 +6,8 @@ An activity's contacts are `contact_ids` (what it is about) and, for meetings,
 activity's contacts for the derived fields.
 """
 
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -19,6 +21,7 @@ from crm_api.activities.repository import (
     REFRESH_COMPANIES,
     REFRESH_CONTACTS,
     REFRESH_DEALS,
+    activities,
     activity_contacts,
 )
 from crm_api.companies.repository import companies
@@ -28,13 +31,14 @@ from crm_api.core.concurrency import Versions
 from crm_api.core.derived import recompute
 from crm_api.core.errors import Invalid
 from crm_api.core.reader import Row
-from crm_api.core.records import RecordService
+from crm_api.core.records import RecordService, chunks
 from crm_api.deals.repository import deals
 from crm_api.deals.service import DealService
 
 CLOCK_SKEW = timedelta(minutes=2)
 """How far in the future a non-meeting may be logged: the caller's clock may run ahead."""
 _LINK_FIELDS = ("contact_ids", "attendee_contact_ids")
+_FLAGS = ("linked", "attendee")
 
 
 class ActivityService(RecordService):
@@ -70,6 +74,61 @@ class ActivityService(RecordService):
         record = await super().restore(record_id)
         await self._set_live(record_id, True)
         return record
+
+    # -- merges --------------------------------------------------------------------------------
+
+    async def repoint_contacts(self, from_ids: Sequence[UUID], to_id: UUID, at: datetime) -> None:
+        """Links every activity (archived ones too) of the contacts `from_ids` to `to_id` in
+        their place, each activity as a change of its own (a new version, an audit row and
+        `activity.updated`). An activity that had several of them has one link left, flagged
+        linked and attendee as any of them was. Refresh the derived fields after."""
+        table = activity_contacts
+        moved = [*from_ids, to_id]
+        of_contacts = select(table.c.activity_id).where(table.c.contact_id.in_(from_ids))
+        locked = (
+            select(activities.c.id)
+            .where(activities.c.id.in_(of_contacts))
+            .order_by(activities.c.id)
+            .with_for_update()
+        )
+        activity_ids = list((await self.session.execute(locked)).scalars())
+        for chunk in chunks(activity_ids):
+            links: dict[UUID, dict[UUID, Row]] = defaultdict(dict)
+            result = await self.session.execute(select(table).where(table.c.activity_id.in_(chunk)))
+            for link in result.mappings():
+                links[link["activity_id"]][link["contact_id"]] = dict(link)
+            kept, changes = [], {}
+            for activity_id in chunk:
+                mine = links[activity_id]
+                before = {contact_id: _flags(link) for contact_id, link in mine.items()}
+                joined = [link for contact_id, link in mine.items() if contact_id in moved]
+                flags = {flag: any(link[flag] for link in joined) for flag in _FLAGS}
+                after = {c: f for c, f in before.items() if c not in moved} | {to_id: flags}
+                kept.append({**joined[0], **flags, "contact_id": to_id})
+                lists_before, lists_after = _lists(before), _lists(after)
+                changes[activity_id] = {
+                    field: [lists_before[field], lists_after[field]]
+                    for field in _LINK_FIELDS
+                    if lists_before[field] != lists_after[field]
+                }
+            stale = table.c.activity_id.in_(chunk) & table.c.contact_id.in_(moved)
+            await self.session.execute(delete(table).where(stale))
+            await self.session.execute(insert(table), kept)
+            await self.session.execute(
+                update(activities)
+                .where(activities.c.id.in_(chunk))
+                .values(version=activities.c.version + 1, updated_at=at)
+            )
+            await self.record_moves(changes, at)
+
+    async def refresh_derived(
+        self, *, contact_ids: Iterable[UUID] = (), company_ids: Iterable[UUID] = ()
+    ) -> None:
+        """Recomputes `last_activity_at` (and `first_outreach_at`) of these records, after a
+        merge moved activities between them."""
+        self._touched["contacts"].update(contact_ids)
+        self._touched["companies"].update(company_ids)
+        await self._refresh_touched()
 
     # -- record hooks --------------------------------------------------------------------------
 
@@ -213,6 +272,10 @@ class ActivityService(RecordService):
                                  ("deals", deals, REFRESH_DEALS)):  # fmt: skip
             await recompute(self.session, table, stmt, touched[key])
             touched[key] = set()
+
+
+def _flags(link: Row) -> dict[str, bool]:
+    return {flag: link[flag] for flag in _FLAGS}
 
 
 def _lists(links: dict[UUID, dict[str, bool]]) -> dict[str, list[UUID]]:

@@ -36,6 +36,8 @@ class Company(RecordColumns, Base):
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONType)
     external_id: Mapped[str | None] = mapped_column(String(200))
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    merged_into_id: Mapped[UUID | None] = mapped_column(ForeignKey("companies.id"))
+    """Set when the company was merged into another (and archived with it)."""
 
     __table_args__ = (
         *record_indexes("companies"),

@@ -85,6 +85,10 @@ class CompanyRead(ReadModel):
     custom_fields: dict[str, Any]
     external_id: str | None
     last_activity_at: datetime | None = Field(description="Of its latest live activity.")
+    merged_into_id: UUID | None = Field(
+        description="The company this one was merged into (it is then archived; requests to "
+        "it answer 404 naming this id)."
+    )
     version: int
     created_by: UUID | None
     created_at: datetime

@@ -2,7 +2,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, Uuid
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_api.core.db import (
@@ -15,6 +15,8 @@ from crm_api.core.db import (
     record_indexes,
 )
 from crm_api.core.enums import LifecycleStage, sql_in
+
+_LIVE_TAGGED = text("archived_at IS NULL AND email LIKE '%+%'")
 
 
 class Contact(RecordColumns, Base):
@@ -42,6 +44,9 @@ class Contact(RecordColumns, Base):
     next_task_id: Mapped[UUID | None] = mapped_column(Uuid)
     """The earliest open task by due date, kept by the tasks slice (no foreign key: tasks
     reference contacts, and the two tables must not depend on each other)."""
+    merged_into_id: Mapped[UUID | None] = mapped_column(ForeignKey("contacts.id"))
+    """Set when the contact was merged into another (and archived with it): requests to it
+    then answer 404 naming this one."""
 
     __table_args__ = (
         *record_indexes("contacts"),
@@ -49,6 +54,15 @@ class Contact(RecordColumns, Base):
         CheckConstraint(f"lifecycle_stage {sql_in(LifecycleStage)}", name="lifecycle_stage"),
         live_index("uq_contacts_email_live", "email", unique=True),
         Index("ix_contacts_owner_id", "owner_id"),
+        # Duplicate candidates: contacts sharing a phone are grouped from this index alone, and
+        # the few +tagged emails (whose untagged form another contact may have) read from hers.
+        live_index("ix_contacts_live_phone", "phone"),
+        Index(
+            "ix_contacts_live_tagged_email",
+            "email",
+            postgresql_where=_LIVE_TAGGED,
+            sqlite_where=_LIVE_TAGGED,
+        ),
         Index("ix_contacts_company_id", "company_id"),
     )
 

@@ -83,6 +83,10 @@ class ContactRead(ReadModel):
         description="Of its first outbound call or email, or first meeting."
     )
     next_task: NextTask | None
+    merged_into_id: UUID | None = Field(
+        description="The contact this one was merged into (it is then archived; requests to "
+        "it answer 404 naming this id)."
+    )
     version: int
     created_by: UUID | None
     created_at: datetime

@@ -42,6 +42,11 @@ class Problem(BaseModel):
         default=None,
         description="For a 409 on removing enum options that records hold: how many records.",
     )
+    merged_into_id: str | None = Field(
+        default=None,
+        description="For a 404 on a merged record (and a 409 on merging it again): the record "
+        "it was merged into.",
+    )
 
 
 class DomainError(Exception):

@@ -11,6 +11,7 @@ from crm_api.core.ids import uuid7
 from crm_api.core.logging import request_id_var
 
 access_log = logging.getLogger("crm_api.access")
+log = logging.getLogger("crm_api")
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -31,16 +32,30 @@ class RequestContextMiddleware:
         header = (b"x-request-id", request_id.encode())
         started = time.perf_counter()
         status = 500
+        responded = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here, inside the request's context, so the 500 carries its request id
+            # (the framework's last-resort handler sits outside this middleware).
+            log.exception("unhandled error")
+            if responded:
+                raise
+            response = problem_response(
+                500,
+                "internal",
+                "Something went wrong on our side; quote the request id when reporting it.",
+                request_id=request_id,
+            )
+            await response(scope, receive, send_with_id)
         finally:
             if self.log_requests:
                 access_log.info(

@@ -5,11 +5,11 @@ A slice declares a `RecordKind` (its table, read query and unique keys) and subc
 conflicts, the audit row and the outbox event then happen here, once, for every slice.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -42,6 +42,18 @@ class CustomFieldRules(Protocol):
         """The values to store after a create (`current` None) or an update sending `sent`;
         raises Invalid for values the definitions do not allow."""
         ...
+
+
+CHUNK = 500
+"""Records per statement when many are read or moved at once (bind parameter limits)."""
+
+
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 @dataclass(frozen=True)
@@ -184,6 +196,7 @@ class RecordService:
         row = await self.repository.read(record_id)
         if row is None:
             raise NotFound(f"No {self.kind.entity_type} has id {record_id}.")
+        self._refuse_merged(row)
         record = self.kind.to_read(row)
         await self.embed([record])
         return record
@@ -369,6 +382,63 @@ class RecordService:
             changed += 1
         return changed
 
+    # -- moving references (merges) ------------------------------------------------------------
+
+    async def read_many(self, record_ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
+        """Records by id as the API shows them, archived ones too (read as a list page is)."""
+        table = self.kind.table
+        base = self.kind.listing.base() if self.kind.listing.base else select(table)
+        found: dict[UUID, dict[str, Any]] = {}
+        for chunk in chunks(record_ids):
+            result = await self.session.execute(base.where(table.c.id.in_(chunk)))
+            records = [self.kind.to_read(dict(row)) for row in result.mappings()]
+            await self.embed(records)
+            found.update((record["id"], record) for record in records)
+        return found
+
+    async def repoint(
+        self, column: str, from_ids: Sequence[UUID], to_id: UUID, at: datetime
+    ) -> list[UUID]:
+        """Moves every record (archived ones too) whose `column` is one of `from_ids` to `to_id`,
+        each as a change of its own: a new version, an audit row and `<entity>.updated`. For a
+        merge, whose caller was authorized for the records merged, not for these."""
+        table = self.kind.table
+        found = (
+            select(table)
+            .where(table.c[column].in_(from_ids))
+            .order_by(table.c.id)
+            .with_for_update()
+        )
+        rows = [dict(row) for row in (await self.session.execute(found)).mappings()]
+        for chunk in chunks(rows):
+            ids = [row["id"] for row in chunk]
+            values = {column: to_id, "version": table.c.version + 1, "updated_at": at}
+            await self.session.execute(update(table).where(table.c.id.in_(ids)).values(values))
+            moves = {row["id"]: {column: [row[column], to_id]} for row in chunk}
+            await self.record_moves(moves, at)
+        return [row["id"] for row in rows]
+
+    async def record_moves(
+        self, changes: Mapping[UUID, dict[str, list[Any]]], at: datetime
+    ) -> None:
+        """The audit rows and `<entity>.updated` events of records whose links moved (written
+        already, each with a new version); `changes` maps each id to its `{field: [before,
+        after]}`."""
+        records = await self.read_many(list(changes))
+        batch = InsertBatch()
+        for record_id, record_changes in changes.items():
+            record_change(
+                batch,
+                principal=self.principal,
+                action="updated",
+                entity_type=self.kind.entity_type,
+                entity_id=record_id,
+                changes=record_changes,
+                data=records[record_id],
+                at=at,
+            )
+        await batch.flush(self.reader)
+
     def authorize_change(self, current: Row) -> None:
         """403 unless the caller may change `current` (see `RecordKind.owned`)."""
         if self.kind.owned:
@@ -412,7 +482,18 @@ class RecordService:
         row = await self.repository.lock(record_id)
         if row is None:
             raise NotFound(f"No {self.kind.entity_type} has id {record_id}.")
+        self._refuse_merged(row)
         return row
+
+    def _refuse_merged(self, row: Row) -> None:
+        """A record merged into another is gone for every request by its id (its history stays
+        readable): 404 naming the record it lives on in."""
+        merged_into = row.get("merged_into_id")
+        if merged_into is not None:
+            raise NotFound(
+                f"The {self.kind.entity_type} {row['id']} was merged into {merged_into}.",
+                merged_into_id=str(merged_into),
+            )
 
     async def _locked_live(self, record_id: UUID) -> Row:
         row = await self._locked(record_id)
@@ -441,6 +522,17 @@ class RecordService:
     ) -> dict[str, Any]:
         """Updates the `current` row and records the change; `unique` holds the values that may
         clash with other records."""
+        await self.write_row(current, values, unique)
+        batch = InsertBatch()
+        record = await self.changed(batch, action, current, {**current, **values}, changes, at)
+        await batch.flush(self.reader)
+        return record
+
+    async def write_row(
+        self, current: Row, values: Mapping[str, Any], unique: Mapping[str, Any]
+    ) -> None:
+        """Updates the `current` row only (its audit row and events are the caller's): 409 on a
+        unique clash (`unique` holds the values that may clash), 412 if it moved on."""
         row_values = self._columns_of(values)
         try:
             written = await self.repository.update(current["id"], current["version"], row_values)
@@ -452,10 +544,6 @@ class RecordService:
                 f"The {self.kind.entity_type} changed while this request ran; re-read and retry.",
                 current_version=latest["version"] if latest else None,
             )
-        batch = InsertBatch()
-        record = await self.changed(batch, action, current, {**current, **values}, changes, at)
-        await batch.flush(self.reader)
-        return record
 
     async def _raise_conflict(
         self, error: Exception, values: Mapping[str, Any], record_id: UUID | None

@@ -6,12 +6,14 @@ the deal (its version, audit row and `deal.updated` event), made under the deal'
 """
 
 import decimal
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert, select, update
 
 from crm_api.companies.service import CompanyService
 from crm_api.config import get_settings
@@ -26,8 +28,8 @@ from crm_api.core.listing import ListParams
 from crm_api.core.money import MAX_AMOUNT, require_scale, to_minor_units, trimmed
 from crm_api.core.normalize import sort_key_text
 from crm_api.core.reader import Row
-from crm_api.core.records import RecordService
-from crm_api.deals.models import Deal
+from crm_api.core.records import RecordService, chunks
+from crm_api.deals.models import Deal, DealContactRole
 from crm_api.deals.repository import (
     ALL_STAGE_TOTALS,
     CONTACT_COUNT,
@@ -44,6 +46,7 @@ from crm_api.deals.repository import (
     OPEN_STAGE_TOTALS,
     contact_link_read,
     deal_contacts,
+    deals,
     in_read_shape,
     line_items,
     stage_history,
@@ -55,6 +58,8 @@ from crm_api.products.service import ProductService
 from crm_api.tasks.repository import next_task_summary
 
 NAME_KEY_LENGTH = Deal.name_key.type.length
+ROLE_RANK = {role: rank for rank, role in enumerate(DealContactRole)}
+"""How much a contact's role on a deal says: a decision maker most, `other` least."""
 MAX_CONTACTS = 100
 MAX_LINE_ITEMS = 200
 
@@ -256,6 +261,55 @@ class DealService(RecordService):
             raise NotFound(f"Contact {contact_id} is not on deal {deal_id}.")
         await self.session.execute(delete(deal_contacts).filter_by(**key))
         await self._touch(current, {}, {f"contacts.{contact_id}": [link["role"], None]}, utcnow())
+
+    async def repoint_contacts(self, from_ids: Sequence[UUID], to_id: UUID, at: datetime) -> None:
+        """Puts the contact `to_id` on every deal (archived ones too) of the contacts `from_ids`
+        in their place, each deal as a change of its own (a new version, an audit row and
+        `deal.updated`). A deal that had several of them keeps one link: `to_id`'s if it had
+        one (else the earliest added), with the most meaningful of their roles (`to_id`'s on a
+        tie)."""
+        moved = [*from_ids, to_id]
+        of_contacts = select(deal_contacts.c.deal_id).where(
+            deal_contacts.c.contact_id.in_(from_ids)
+        )
+        locked = (
+            select(deals.c.id)
+            .where(deals.c.id.in_(of_contacts))
+            .order_by(deals.c.id)
+            .with_for_update()
+        )
+        deal_ids = list((await self.session.execute(locked)).scalars())
+        for chunk in chunks(deal_ids):
+            links: dict[UUID, dict[UUID, Row]] = defaultdict(dict)
+            stmt = select(deal_contacts).where(
+                deal_contacts.c.deal_id.in_(chunk), deal_contacts.c.contact_id.in_(moved)
+            )
+            for link in (await self.session.execute(stmt)).mappings():
+                links[link["deal_id"]][link["contact_id"]] = dict(link)
+            kept, changes = [], {}
+            for deal_id in chunk:
+                primary = links[deal_id].get(to_id)
+                others = sorted(
+                    (link for contact_id, link in links[deal_id].items() if contact_id != to_id),
+                    key=lambda link: (link["added_at"], link["contact_id"]),
+                )
+                base = primary or others[0]
+                role = min((link["role"] for link in [base, *others]), key=ROLE_RANK.__getitem__)
+                kept.append({**base, "contact_id": to_id, "role": role})
+                deal_changes = {f"contacts.{link['contact_id']}": [link["role"], None]
+                                for link in others}  # fmt: skip
+                if primary is None or primary["role"] != role:
+                    deal_changes[f"contacts.{to_id}"] = [primary and primary["role"], role]
+                changes[deal_id] = deal_changes
+            stale = deal_contacts.c.deal_id.in_(chunk) & deal_contacts.c.contact_id.in_(moved)
+            await self.session.execute(delete(deal_contacts).where(stale))
+            await self.session.execute(insert(deal_contacts), kept)
+            await self.session.execute(
+                update(deals)
+                .where(deals.c.id.in_(chunk))
+                .values(version=deals.c.version + 1, updated_at=at)
+            )
+            await self.record_moves(changes, at)
 
     # -- line items ----------------------------------------------------------------------------
 

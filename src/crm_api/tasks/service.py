@@ -1,6 +1,7 @@
 """Task rules: who may assign and change them, completion, one linked record, and the
 `next_task` of the contact or deal a task is linked to."""
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -58,6 +59,10 @@ class TaskService(RecordService):
         task = await super().restore(record_id)
         await self._refresh_next_tasks(task)
         return task
+
+    async def refresh_next_task_of_contacts(self, contact_ids: Iterable[UUID]) -> None:
+        """Recomputes `next_task` of these contacts, after a merge moved tasks between them."""
+        await recompute(self.session, contacts, _REFRESH_CONTACTS, contact_ids)
 
     # -- record hooks --------------------------------------------------------------------------
 

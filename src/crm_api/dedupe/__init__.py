@@ -1,0 +1,1 @@
+"""Duplicate contacts and companies: finding candidate groups, and merging them."""
