@@ -37,11 +37,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql"),
             nullable=False,
         ),
-        sa.Column(
-            "mapping",
-            sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql"),
-            nullable=False,
-        ),
+        sa.Column("mapping", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("total_rows", sa.Integer(), nullable=False),
         sa.Column("total_parts", sa.Integer(), nullable=False),

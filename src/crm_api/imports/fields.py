@@ -39,6 +39,11 @@ MATCH_KEYS: Mapping[ObjectType, tuple[ImportMatchKey, ...]] = {
     ObjectType.company: (ImportMatchKey.external_id, ImportMatchKey.domain),
     ObjectType.deal: (ImportMatchKey.external_id,),
 }
+PLURALS: Mapping[ObjectType, str] = {
+    ObjectType.contact: "contacts",
+    ObjectType.company: "companies",
+    ObjectType.deal: "deals",
+}
 _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _TRUE = frozenset({"true", "yes", "1"})
@@ -92,10 +97,11 @@ def check_mapping(
         if target.startswith(CUSTOM_PREFIX):
             definition = definitions.get(target.removeprefix(CUSTOM_PREFIX))
             if definition is None or definition.archived:
-                problems.append((field, f"{target} is not a live custom field of {object_type}s"))
+                message = f"{target} is not a live custom field of {PLURALS[object_type]}"
+                problems.append((field, message))
                 continue
         elif target not in standard:
-            problems.append((field, f"{target} is not a field of {object_type}s"))
+            problems.append((field, f"{target} is not a field of {PLURALS[object_type]}"))
             continue
         if target in seen:
             problems.append((field, f"maps onto {target}, as column {seen[target]!r} does"))

@@ -3,6 +3,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -74,7 +75,9 @@ class Import(Base):
     delimiter: Mapped[str] = mapped_column(String(20))
     file_name: Mapped[str] = mapped_column(String(255))
     headers: Mapped[list[str]] = mapped_column(JSONType)
-    mapping: Mapped[dict[str, str]] = mapped_column(JSONType)
+    mapping: Mapped[dict[str, str]] = mapped_column(
+        JSON(none_as_null=True), doc="Plain JSON: its columns keep the order they were sent in."
+    )
     status: Mapped[str] = mapped_column(String(20))
     total_rows: Mapped[int] = mapped_column(Integer)
     total_parts: Mapped[int] = mapped_column(Integer)

@@ -25,7 +25,7 @@ from crm_api.core.principal import Principal
 from crm_api.core.reader import Reader, Row
 from crm_api.custom_fields.catalog import CATALOG
 from crm_api.imports.csvfile import FileProblem, csv_lines, read_upload
-from crm_api.imports.fields import MATCH_KEYS, check_mapping
+from crm_api.imports.fields import MATCH_KEYS, PLURALS, check_mapping
 from crm_api.imports.models import ImportMode, ImportStatus
 from crm_api.imports.repository import ERRORS_PAGE, ImportRepository
 from crm_api.imports.schemas import ImportRead, ImportUpload
@@ -57,7 +57,8 @@ class ImportService:
     async def create(self, upload: ImportUpload) -> dict[str, Any]:
         """Checks the upload (file, mapping, mode) and queues the job with the file's rows."""
         self.principal.require_write()
-        problems = self._mode_problems(upload)
+        mode_problems = self._mode_problems(upload)
+        problems = list(mode_problems)
         settings = self.settings
         try:
             parsed = await asyncio.to_thread(
@@ -74,7 +75,7 @@ class ImportService:
         definitions = await CATALOG.definitions(self.reader, upload.object_type, fresh=True)
         problems += check_mapping(upload.object_type, mapping, parsed.headers, definitions)
         key = upload.match_key
-        if upload.mode is ImportMode.upsert and key is not None and key not in mapping.values():
+        if upload.mode is ImportMode.upsert and not mode_problems and key not in mapping.values():
             problems.append(("body.mapping", f"maps no column onto {key}, which rows match on"))
         if problems:
             raise Invalid("The import cannot start; see `errors`.", problems)
@@ -122,7 +123,8 @@ class ImportService:
         allowed = MATCH_KEYS[upload.object_type]
         if key not in allowed:
             names = ", ".join(allowed)
-            return [("body.match_key", f"must be one of: {names} (for {upload.object_type}s)")]
+            plural = PLURALS[upload.object_type]
+            return [("body.match_key", f"must be one of: {names} (for {plural})")]
         return []
 
     async def get(self, import_id: UUID) -> dict[str, Any]:
