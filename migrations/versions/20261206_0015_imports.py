@@ -2,7 +2,8 @@
 
 `imports` holds each job (its mapping, status, counters, the next part to read, and the lease of
 the worker running it), `import_parts` the file's data rows in parts of one chunk each (deleted as
-they are written), `import_errors` each failed row's line, cells and reason.
+they are written), `import_errors` each failed row's line, cells and reason, and
+`import_dry_records` / `import_dry_keys` what a dry run would have written so far.
 
 Revision ID: 0015
 Revises: 0013
@@ -109,8 +110,39 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("import_id", "line", name=op.f("pk_import_errors")),
     )
 
+    op.create_table(
+        "import_dry_records",
+        sa.Column("import_id", sa.Uuid(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("live", sa.Boolean(), nullable=False),
+        sa.Column("sent", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["import_id"],
+            ["imports.id"],
+            name=op.f("fk_import_dry_records_import_id_imports"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("import_id", "id", name=op.f("pk_import_dry_records")),
+    )
+    op.create_table(
+        "import_dry_keys",
+        sa.Column("import_id", sa.Uuid(), nullable=False),
+        sa.Column("name", sa.String(length=40), nullable=False),
+        sa.Column("value", sa.String(length=400), nullable=False),
+        sa.Column("record_id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["import_id"],
+            ["imports.id"],
+            name=op.f("fk_import_dry_keys_import_id_imports"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("import_id", "name", "value", name=op.f("pk_import_dry_keys")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("import_dry_keys")
+    op.drop_table("import_dry_records")
     op.drop_table("import_errors")
     op.drop_table("import_parts")
     op.drop_index("ix_imports_pending", table_name="imports", postgresql_where=PENDING,

@@ -141,6 +141,36 @@ class ImportRowError(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
+class ImportDryRecord(Base):
+    """A record a dry run would have created or changed so far: the merged values its rows
+    sent (a create body, as JSON). Its id is the live record's when it changes one. A dry run's
+    later chunks replay the records their rows touch, so they see what the real run would."""
+
+    __tablename__ = "import_dry_records"
+
+    import_id: Mapped[UUID] = mapped_column(
+        ForeignKey("imports.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    live: Mapped[bool] = mapped_column(Boolean, doc="Whether `id` is a live record it changes.")
+    sent: Mapped[str] = mapped_column(Text)
+
+
+class ImportDryKey(Base):
+    """Which dry-run record a match key or unique value (`name`: the column) points to."""
+
+    __tablename__ = "import_dry_keys"
+
+    import_id: Mapped[UUID] = mapped_column(
+        ForeignKey("imports.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(400), primary_key=True)
+    record_id: Mapped[UUID] = mapped_column(Uuid)
+
+
 imports = table_of(Import)
 import_parts = table_of(ImportPart)
 import_errors = table_of(ImportRowError)
+dry_records = table_of(ImportDryRecord)
+dry_keys = table_of(ImportDryKey)

@@ -1,6 +1,6 @@
 """The only SQL of the imports slice: jobs, their parts and their failed rows."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -11,7 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.core.db import lock_for_write
 from crm_api.core.listing import ListParams, ListResult, ListSpec, run_list, sort_key
 from crm_api.core.reader import Reader, Row
-from crm_api.imports.models import ImportStatus, import_errors, import_parts, imports
+from crm_api.imports.models import (
+    ImportStatus,
+    dry_keys,
+    dry_records,
+    import_errors,
+    import_parts,
+    imports,
+)
 
 JOB = imports.c
 IMPORT_LIST = ListSpec(
@@ -78,12 +85,67 @@ class ImportRepository:
         rows: str | None = found.scalar_one_or_none()
         return rows
 
-    async def drop_parts(self, import_id: UUID, number: int | None = None) -> None:
-        """Deletes one part, or every part left."""
-        condition = import_parts.c.import_id == import_id
-        if number is not None:
-            condition &= import_parts.c.number == number
-        await self.session.execute(delete(import_parts).where(condition))
+    async def drop_part(self, import_id: UUID, number: int) -> None:
+        part = (import_parts.c.import_id == import_id) & (import_parts.c.number == number)
+        await self.session.execute(delete(import_parts).where(part))
+
+    async def release(self, import_id: UUID) -> None:
+        """Deletes what only a job still to run needs: its parts left, a dry run's state."""
+        for table in (import_parts, dry_records, dry_keys):
+            await self.session.execute(delete(table).where(table.c.import_id == import_id))
+
+    async def dry_targets(self, import_id: UUID, keys: Iterable[tuple[str, str]]) -> set[UUID]:
+        """The dry-run records these (name, value) keys point to."""
+        by_name: dict[str, list[str]] = {}
+        for name, value in keys:
+            by_name.setdefault(name, []).append(value)
+        found: set[UUID] = set()
+        for name, values in by_name.items():
+            statement = select(dry_keys.c.record_id).where(
+                dry_keys.c.import_id == import_id,
+                dry_keys.c.name == name,
+                dry_keys.c.value.in_(values),
+            )
+            found.update((await self.session.execute(statement)).scalars())
+        return found
+
+    async def dry_records(self, import_id: UUID, ids: Iterable[UUID]) -> list[Row]:
+        statement = select(dry_records).where(
+            dry_records.c.import_id == import_id,
+            dry_records.c.id.in_(list(ids)),
+        )
+        return [dict(row) for row in (await self.session.execute(statement)).mappings()]
+
+    async def save_dry(
+        self, import_id: UUID, records: list[Row], keys: list[tuple[str, str, UUID]]
+    ) -> None:
+        """Stores dry-run records (replacing earlier versions) and points keys at them."""
+        if records:
+            ids = [record["id"] for record in records]
+            await self.session.execute(
+                delete(dry_records).where(
+                    dry_records.c.import_id == import_id, dry_records.c.id.in_(ids)
+                )
+            )
+            rows = [{**record, "import_id": import_id} for record in records]
+            await self.session.execute(insert(dry_records), rows)
+        by_name: dict[str, list[str]] = {}
+        for name, value, _ in keys:
+            by_name.setdefault(name, []).append(value)
+        for name, values in by_name.items():
+            await self.session.execute(
+                delete(dry_keys).where(
+                    dry_keys.c.import_id == import_id,
+                    dry_keys.c.name == name,
+                    dry_keys.c.value.in_(values),
+                )
+            )
+        if keys:
+            rows = [
+                {"import_id": import_id, "name": name, "value": value, "record_id": record}
+                for name, value, record in keys
+            ]
+            await self.session.execute(insert(dry_keys), rows)
 
     async def add_errors(self, rows: list[dict[str, Any]]) -> None:
         if rows:

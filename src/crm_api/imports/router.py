@@ -133,7 +133,8 @@ The rows that failed so far (all of them once the job has finished), in file ord
 `row` is the line of the file the row starts on (the header row is line 1 unless blank lines
 come before it; a cell with line breaks makes its row span several lines), as an editor shows
 it. A reason names the field as the API would (`email: value is not a valid email address`);
-a clash names the record holding the value (`existing_id`)."""
+a clash names the record holding the value (`existing_id`; in a dry run, when that is a record
+an earlier row would have created, the id it would have had)."""
 
 
 @router.get(

@@ -152,7 +152,7 @@ class ImportService:
             raise Conflict(f"The import has {status} already; only a queued or running one stops.")
         values = finished_values(ImportStatus.cancelled, utcnow())
         await self.jobs.update(import_id, values)
-        await self.jobs.drop_parts(import_id)
+        await self.jobs.release(import_id)
         return public({**job, **values})
 
     async def error_report(self, import_id: UUID) -> AsyncIterator[str]:

@@ -139,7 +139,7 @@ async def _chunk(db: Database, settings: Settings, job_id: UUID, worker: UUID) -
                 refusal = "The file's rows are missing from the database."
             status = ImportStatus.failed if refusal else ImportStatus.completed
             await jobs.update(job_id, finished_values(status, now, refusal))
-            await jobs.drop_parts(job_id)
+            await jobs.release(job_id)
             await session.commit()
             return False
         service = SERVICES[ObjectType(job["object_type"])](
@@ -147,7 +147,7 @@ async def _chunk(db: Database, settings: Settings, job_id: UUID, worker: UUID) -
         )
         token = request_id_var.set(f"import:{job_id}")  # on every audit row the rows write
         try:
-            result = await ChunkImport(service, job).run(parse_part(part))
+            result = await ChunkImport(service, job, jobs).run(parse_part(part))
         except (IntegrityError, asyncpg.UniqueViolationError) as error:
             if is_unique_violation(error):
                 raise _Raced from error
@@ -164,7 +164,7 @@ async def _chunk(db: Database, settings: Settings, job_id: UUID, worker: UUID) -
             for line, cells, why in result.failures
         ]
         await jobs.add_errors(failed)
-        await jobs.drop_parts(job_id, number)
+        await jobs.drop_part(job_id, number)
         done = number + 1 >= job["total_parts"]
         values: Row = {
             "next_part": number + 1,
@@ -178,6 +178,7 @@ async def _chunk(db: Database, settings: Settings, job_id: UUID, worker: UUID) -
         }
         if done:
             values.update(finished_values(ImportStatus.completed, now))
+            await jobs.release(job_id)
         await jobs.update(job_id, values)
         await session.commit()
         return not done
@@ -216,5 +217,5 @@ async def _count_failure(db: Database, job_id: UUID, worker: UUID) -> None:
                 "quote the import's id when reporting it."
             )
             await jobs.update(job_id, finished_values(ImportStatus.failed, utcnow(), error))
-            await jobs.drop_parts(job_id)
+            await jobs.release(job_id)
         await session.commit()
