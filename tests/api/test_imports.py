@@ -3,6 +3,7 @@ spreadsheet writes, the conversion of cells, per-row failures and errors.csv, up
 repeated keys, dry runs, progress per chunk, cancelling, and who may do what. The worker runs
 where a test says so (`drain`), one chunk per transaction as `crm-api worker` runs it."""
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -22,8 +23,9 @@ from crm_api.core.enums import Role
 from crm_api.core.events import events
 from crm_api.core.ids import uuid7
 from crm_api.custom_fields.catalog import CATALOG
+from crm_api.imports.chunk import ChunkImport
 from crm_api.imports.models import import_parts
-from crm_api.imports.worker import claim, run_imports
+from crm_api.imports.worker import _run_chunk, claim, run_imports
 from tests.api.factories import create_company, create_contact, define_custom_field
 from tests.api.helpers import assert_problem, error_fields
 from tests.conftest import Actor, make_actor
@@ -170,6 +172,7 @@ class TestUpload:
             ("First,Email\n".encode("utf-16"), "is not UTF-8 text"),
             (b"", "has no header row (it is empty)"),
             (b"\r\n  \r\n\r\n", "has no header row (it is empty)"),
+            (b"First,E\x00mail\nAda,x@example.com\n", "has a NUL character in its header row"),
             (b'First,Email\nAda,"ada@example.com\n',
              "is not readable CSV at line 2: unexpected end of data"),
         ],
@@ -281,6 +284,31 @@ class TestUpload:
         assert error_fields(assert_problem(response, 422, "validation")) == {"body.file"}
         response = await upload(rep, "Email\n", {"Email": "email"}, color="blue")
         assert error_fields(assert_problem(response, 422, "validation")) == {"body.color"}
+
+    async def test_a_retried_upload_with_its_idempotency_key_is_replayed(
+        self, admin: Actor, db: Database
+    ) -> None:
+        headers = {"Idempotency-Key": "import-1"}
+        data = {"object_type": "contact", "mapping": '{"Email": "email"}'}
+
+        async def send(content: bytes) -> httpx.Response:
+            files = {"file": ("a.csv", content, "text/csv")}
+            return await admin.client.post("/v1/imports", files=files, data=data, headers=headers)
+
+        first = await send(b"Email\na@example.com\n")
+        assert first.status_code == 201, first.text
+        # Each multipart request gets a new random boundary: the form is what is compared.
+        again = await send(b"Email\na@example.com\n")
+        boundaries = {r.request.headers["content-type"] for r in (first, again)}
+        assert len(boundaries) == 2
+        assert again.status_code == 201
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.json() == first.json()
+        assert again.headers["location"] == first.headers["location"]
+        other = await send(b"Email\nb@example.com\n")
+        assert error_fields(assert_problem(other, 422, "validation")) == {"header.Idempotency-Key"}
+        listed = (await admin.client.get("/v1/imports")).json()["data"]
+        assert [job["id"] for job in listed] == [first.json()["id"]]
 
 
 class TestUploadSize:
@@ -748,6 +776,48 @@ class TestProgressAndCancel:
             seen.append((current["status"], current["processed"], current["created"]))
         print(await errors_csv(admin, job))
         assert seen == [("running", 2, 2), ("running", 4, 4), ("completed", 5, 5)]
+        assert await count_of(db, import_parts) == 0
+
+    async def test_a_job_whose_lease_ran_out_is_taken_over(
+        self, small_app: Any, db: Database, settings: Settings
+    ) -> None:
+        admin = await make_actor(small_app, db, Role.admin)
+        content = "Email\n" + "".join(f"p{i}@example.com\n" for i in range(5))
+        job = await start(admin, content, {"Email": "email"})
+        short = settings.model_copy(update={"import_lease_seconds": 0.05})
+        first, second = uuid7(), uuid7()
+        assert await run_imports(db, short, first, 0.0)  # one chunk, then the worker "dies"
+        assert await claim(db, short, second) is None  # the lease holds
+        await asyncio.sleep(0.1)
+        assert await claim(db, short, second) == UUID(job["id"])
+        assert await run_imports(db, short, second, 0.0)
+        # The first worker comes back: the job is no longer its own, it writes nothing.
+        assert not await _run_chunk(db, short, UUID(job["id"]), first)
+        while await run_imports(db, settings, second, 30.0):
+            pass
+        current = (await admin.client.get(f"/v1/imports/{job['id']}")).json()
+        assert counts(current) == ("completed", 5, 5, 5, 0, 0, 0)
+        assert len(await contacts(admin)) == 5
+
+    async def test_a_chunk_that_keeps_failing_fails_the_job(
+        self, admin: Actor, db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        job = await start(admin, "Email\na@example.com\n", {"Email": "email"})
+
+        async def broken(*_: Any) -> None:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(ChunkImport, "run", broken)
+        worker = uuid7()
+        for _ in range(3):
+            assert not await run_imports(db, settings, worker, 30.0)
+        assert not await run_imports(db, settings, worker, 30.0)  # nothing left to claim
+        current = (await admin.client.get(f"/v1/imports/{job['id']}")).json()
+        assert counts(current) == ("failed", 1, 0, 0, 0, 0, 0)
+        assert current["error"] == (
+            "An unexpected error stopped the import after 0 rows; quote the import's id when "
+            "reporting it."
+        )
         assert await count_of(db, import_parts) == 0
 
     async def test_cancel_stops_at_a_chunk_boundary(

@@ -69,7 +69,10 @@ def _read(
     header = next(rows, None)
     if header is None:
         raise FileProblem("has no header row (it is empty)")
-    parsed = ParsedFile(headers=[cell.strip() for cell in header[1]], delimiter=delimiter)
+    headers = [cell.strip() for cell in header[1]]
+    if any("\x00" in name for name in headers):
+        raise FileProblem("has a NUL character in its header row")
+    parsed = ParsedFile(headers=headers, delimiter=delimiter)
     batch: list[FileRow] = []
     for row in rows:
         parsed.total_rows += 1

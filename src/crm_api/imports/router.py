@@ -6,7 +6,7 @@ from uuid import UUID
 from fastapi import Depends, Form, Request
 from starlette.responses import Response, StreamingResponse
 
-from crm_api.core.openapi import READ, WRITE, problems
+from crm_api.core.openapi import READ, problems
 from crm_api.core.responses import JSONBody
 from crm_api.core.schemas import page_of
 from crm_api.custom_fields.models import ObjectType
@@ -113,7 +113,7 @@ async def get_import(import_id: UUID, service: Service) -> Response:
     "/{import_id}/cancel",
     operation_id="imports_cancel",
     response_model=ImportRead,
-    responses=WRITE,
+    responses=problems(403, 404, 409),
     summary="Stop a queued or running import",
     description="A running job stops at its next chunk boundary: the chunks already written "
     "stay, the rest of the file is dropped. Cancelling a cancelled job returns it; a "

@@ -74,7 +74,7 @@ async def run_imports(db: Database, settings: Settings, worker: UUID, budget: fl
         except Exception:
             log.exception("import %s: a chunk failed", job_id)
             await _count_failure(db, job_id, worker)
-            return True
+            return False  # the next try waits a round: the cause may pass
         if not more or time.monotonic() >= deadline:
             return True
 
@@ -174,7 +174,8 @@ async def _chunk(db: Database, settings: Settings, job_id: UUID, worker: UUID) -
             "skipped": job["skipped"] + result.skipped,
             "failed": job["failed"] + len(result.failures),
             "attempts": 0,
-            "lease_expires_at": now + timedelta(seconds=settings.import_lease_seconds),
+            # From now, not from the chunk's start: a slow chunk still leaves a whole lease.
+            "lease_expires_at": utcnow() + timedelta(seconds=settings.import_lease_seconds),
         }
         if done:
             values.update(finished_values(ImportStatus.completed, now))
