@@ -21,6 +21,7 @@ from crm_api.core.enums import Role
 from crm_api.core.migrations import upgrade
 from crm_api.core.principal import ALL_SCOPES
 from crm_api.core.reader import Reader
+from crm_api.custom_fields.catalog import CATALOG
 from crm_api.models import metadata
 from crm_api.pipelines.models import Pipeline, Stage
 from crm_api.users.service import UserService
@@ -71,6 +72,8 @@ async def _empty_database(request: pytest.FixtureRequest) -> AsyncIterator[None]
         "pipelines": Pipeline.is_default.is_(False),
         "pipeline_stages": Stage.pipeline_id.not_in(default),
     }
+    # The tables go, so the custom field definitions cached from them go too.
+    CATALOG.forget(database)
     async with database.sessionmaker() as session:
         for table in reversed(metadata.sorted_tables):
             statement = delete(table)

@@ -35,6 +35,8 @@ from crm_api.dedupe.router import contacts_router as contact_duplicates_router
 from crm_api.feed.router import router as events_router
 from crm_api.health import router as health_router
 from crm_api.idempotency.guard import Replay
+from crm_api.imports.router import PREFIX as IMPORTS_PATH
+from crm_api.imports.router import router as imports_router
 from crm_api.metrics.router import router as metrics_router
 from crm_api.pipelines.router import router as pipelines_router
 from crm_api.products.router import router as products_router
@@ -73,6 +75,10 @@ TAGS = [
     {
         "name": "custom-fields",
         "description": "Fields admins add to contacts, companies and deals; checked on writes.",
+    },
+    {
+        "name": "imports",
+        "description": "CSV imports run by the worker in chunks, with a per-row error report.",
     },
     {"name": "users", "description": "Users and roles."},
     {"name": "api-keys", "description": "API keys: hashed, scoped, revocable."},
@@ -143,12 +149,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events_router,
         webhooks_router,
         custom_fields_router,
+        imports_router,
         health_router,
     ):
         app.include_router(router)
     add_docs(app)
     _add_problem_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        uploads={IMPORTS_PATH: settings.import_max_bytes},
+    )
     app.add_middleware(RequestContextMiddleware, log_requests=settings.access_log)
 
     def openapi() -> dict[str, Any]:
@@ -200,7 +211,8 @@ def _add_problem_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+        slugs = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
+        slug = slugs.get(error.status_code, "http-error")
         detail = error.detail if isinstance(error.detail, str) else None
         headers = dict(error.headers or {})
         if error.status_code == 405:

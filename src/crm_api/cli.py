@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
         run=cmd_migrate
     )
     commands.add_parser(
-        "worker", help="run the background worker (feed, retention) until SIGTERM"
+        "worker",
+        help="run the background worker (feed, webhooks, retention, imports) until SIGTERM",
     ).set_defaults(run=cmd_worker)
 
     create_user = commands.add_parser("create-user", help="create a user; prints its id")

@@ -56,6 +56,27 @@ class Settings(BaseSettings):
     worker_interval_seconds: float = Field(
         default=1.0, gt=0, le=60, description="How often the worker looks for work."
     )
+    import_max_bytes: int = Field(
+        default=52_428_800,
+        ge=1024,
+        description="Largest CSV import upload (the whole multipart body); larger gets 413.",
+    )
+    import_max_rows: int = Field(
+        default=1_000_000, ge=1, description="Most data rows an import file may have (422)."
+    )
+    import_chunk_rows: int = Field(
+        default=500,
+        ge=1,
+        le=5000,
+        description="Rows the worker writes per transaction (set when a file is uploaded).",
+    )
+    import_lease_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description="How long a worker holds an import between chunks; a job whose worker "
+        "died is taken over after this.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(default=True, description="Log one JSON line per request.")
 

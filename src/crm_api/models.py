@@ -9,6 +9,13 @@ from crm_api.core.events import Event, FeedState
 from crm_api.custom_fields.models import CustomFieldDefinition
 from crm_api.deals.models import Deal, DealContact, DealStageChange, LineItem
 from crm_api.idempotency.models import IdempotencyKey
+from crm_api.imports.models import (
+    Import,
+    ImportDryKey,
+    ImportDryRecord,
+    ImportPart,
+    ImportRowError,
+)
 from crm_api.pipelines.models import Pipeline, Stage
 from crm_api.products.models import Product
 from crm_api.tasks.models import Task
@@ -31,6 +38,11 @@ __all__ = [
     "Event",
     "FeedState",
     "IdempotencyKey",
+    "Import",
+    "ImportDryKey",
+    "ImportDryRecord",
+    "ImportPart",
+    "ImportRowError",
     "LifecycleChange",
     "LineItem",
     "Pipeline",

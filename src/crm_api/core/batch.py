@@ -28,6 +28,10 @@ class InsertBatch:
     def add(self, table: Table, values: dict[str, Any]) -> None:
         self._rows.append((table, values))
 
+    def extend(self, other: "InsertBatch") -> None:
+        """Adds the rows of `other`, in its order."""
+        self._rows.extend(other._rows)
+
     async def flush(self, reader: Reader) -> None:
         rows, self._rows = self._rows, []
         if reader.db.is_sqlite:

@@ -3,7 +3,9 @@
 import logging
 import re
 import time
+from collections.abc import Mapping
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_api.core.errors import problem_response
@@ -78,20 +80,39 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
-class BodySizeLimitMiddleware:
-    """Buffers request bodies up to `max_bytes`; anything larger gets a 413 problem."""
+class PayloadTooLarge(HTTPException):
+    """An upload went past its limit while the endpoint read it (a 413 problem)."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"Uploads here are limited to {limit} bytes.")
+
+
+class BodySizeLimitMiddleware:
+    """Buffers request bodies up to `max_bytes`; anything larger gets a 413 problem. A POST to
+    one of `uploads` (path: its own limit, such as a CSV import's) is not buffered: it streams
+    through to the endpoint, counted, and a 413 stops it once it passes its limit."""
+
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, uploads: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = dict(uploads or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
+        upload_limit = self.uploads.get(scope["path"]) if scope["method"] == "POST" else None
+        if upload_limit is not None:
+            if declared is not None and declared > upload_limit:
+                await self._reject(scope, receive, send, upload_limit)
+                return
+            await self.app(scope, _counted(receive, upload_limit), send)
+            return
         if declared is not None and declared > self.max_bytes:
-            await self._reject(scope, receive, send)
+            await self._reject(scope, receive, send, self.max_bytes)
             return
         chunks: list[bytes] = []
         size = 0
@@ -103,7 +124,7 @@ class BodySizeLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._reject(scope, receive, send)
+                await self._reject(scope, receive, send, self.max_bytes)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -119,14 +140,29 @@ class BodySizeLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = problem_response(
             413,
             "payload-too-large",
-            f"Request bodies are limited to {self.max_bytes} bytes.",
+            f"Request bodies are limited to {limit} bytes.",
             request_id=request_id_var.get(),
         )
         await response(scope, receive, send)
+
+
+def _counted(receive: Receive, limit: int) -> Receive:
+    """`receive`, raising PayloadTooLarge once the body passes `limit` bytes."""
+    size = 0
+
+    async def counted() -> Message:
+        nonlocal size
+        message = await receive()
+        size += len(message.get("body", b""))
+        if size > limit:
+            raise PayloadTooLarge(limit)
+        return message
+
+    return counted
 
 
 def _content_length(scope: Scope) -> int | None:

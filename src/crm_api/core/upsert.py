@@ -7,10 +7,14 @@ read per unique column finds clashes, and the writes go per table as executemany
 Each item still goes through its service's own checks (`stage_create`/`stage_update`), so an
 upserted record is exactly what the single-record endpoints would have written, with its
 history, audit row and events.
+
+The steps (`existing_records`, `stage_item`, `unique_clashes`, `write_staged`) also serve CSV
+imports, which fail one row rather than the whole call.
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -48,6 +52,21 @@ class ItemResult:
     index: int
     id: UUID
     result: UpsertOutcome
+
+
+@dataclass(slots=True)
+class Staged:
+    """One item's change, checked and not written yet: a creation (the record and its side
+    rows in `rows`), an update (the columns to write in `values`, its side rows in `rows`), or
+    nothing to do (`row` None)."""
+
+    id: UUID
+    outcome: UpsertOutcome
+    row: Row | None = None
+    """The record as the change leaves it."""
+    changes: dict[str, list[Any]] = field(default_factory=dict)
+    values: dict[str, Any] | None = None
+    rows: InsertBatch = field(default_factory=InsertBatch)
 
 
 class TableBatch(InsertBatch):
@@ -114,46 +133,29 @@ async def upsert_many(
     and they must also be a valid update (`update_model`: e.g. no null for a field a PATCH
     may omit but not clear)."""
     service.principal.require_write()
-    table = service.kind.table
     session = service.session
     await lock_for_write(session)
     await session.connection()  # one transaction from here: every write below joins it
     keys = [_match_key(item, natural_key) for item in items]
     _reject_repeats(keys)
-    existing = await _existing(service, keys)
-    batch = TableBatch(table)
+    existing = await existing_records(service, keys)
     now = utcnow()
     results: list[ItemResult] = []
+    changes: list[Staged] = []
     finals: list[tuple[int, UUID, Row]] = []
-    updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for index, (item, key) in enumerate(zip(items, keys, strict=True)):
         current = existing.get(key) if key else None
         try:
-            if current is None:
-                row, _ = await service.stage_create(batch, item.model_dump(), now)
-                results.append(ItemResult(index, row["id"], UpsertOutcome.created))
-                finals.append((index, row["id"], row))
-                continue
-            service.authorize_change(current)
-            staged = await service.stage_update(current, _as_update(item, update_model), now)
+            staged = await stage_item(service, item, current, update_model, now)
         except DomainError as error:
             raise _at_item(error, index) from None
-        if staged is None:
-            results.append(ItemResult(index, current["id"], UpsertOutcome.unchanged))
-            continue
-        new_values, changes = staged
-        after = {**current, **new_values}
-        await service.changed(batch, "updated", current, after, changes, now)
-        stored = {k: v for k, v in new_values.items() if k in table.c}
-        updates.setdefault(tuple(sorted(stored)), []).append({**stored, "_id": current["id"]})
-        results.append(ItemResult(index, current["id"], UpsertOutcome.updated))
-        finals.append((index, current["id"], after))
+        results.append(ItemResult(index, staged.id, staged.outcome))
+        if staged.row is not None:
+            changes.append(staged)
+            finals.append((index, staged.id, staged.row))
     holders = _unique_holders(service, finals)
     try:
-        for names, rows in updates.items():
-            statement = update(table).where(table.c.id == bindparam("_id"))
-            await session.execute(statement.values({c: bindparam(c) for c in names}), rows)
-        await batch.flush(service.reader)
+        await write_staged(service, changes)
     except (IntegrityError, asyncpg.UniqueViolationError):
         # The unique indexes decide; only when one refuses is it worth finding out which item
         # clashed with which record (the transaction is lost by then: look in a new one).
@@ -163,6 +165,51 @@ async def upsert_many(
             "A concurrent write took one of these keys; retry the call (it is all or nothing)."
         ) from None
     return results
+
+
+async def stage_item(
+    service: RecordService,
+    item: BaseModel,
+    current: Row | None,
+    update_model: type[BaseModel],
+    now: datetime,
+) -> Staged:
+    """Checks `item` (a create model) as a creation, or, matched to `current`, as an update
+    by the fields it sent; writes nothing. Raises the service's DomainErrors."""
+    if current is None:
+        rows = InsertBatch()
+        row, _ = await service.stage_create(rows, item.model_dump(), now)
+        return Staged(row["id"], UpsertOutcome.created, row, rows=rows)
+    service.authorize_change(current)
+    staged = await service.stage_update(current, _as_update(item, update_model), now)
+    if staged is None:
+        return Staged(current["id"], UpsertOutcome.unchanged)
+    new_values, changes = staged
+    after = {**current, **new_values}
+    rows = InsertBatch()
+    await service.changed(rows, "updated", current, after, changes, now)
+    columns = service.kind.column_set
+    stored = {key: value for key, value in new_values.items() if key in columns}
+    return Staged(current["id"], UpsertOutcome.updated, after, changes, stored, rows)
+
+
+async def write_staged(service: RecordService, staged: Iterable[Staged]) -> None:
+    """Writes staged changes in the session's transaction: the updates (one executemany per
+    set of columns), then every new row per table, in the order staged. A unique index that
+    refuses raises IntegrityError (asyncpg's UniqueViolationError from COPY)."""
+    table = service.kind.table
+    batch = TableBatch(table)
+    updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in staged:
+        batch.extend(change.rows)
+        if change.values is not None:
+            values = change.values
+            updates.setdefault(tuple(sorted(values)), []).append({**values, "_id": change.id})
+    session = service.session
+    for names, rows in updates.items():
+        statement = update(table).where(table.c.id == bindparam("_id"))
+        await session.execute(statement.values({c: bindparam(c) for c in names}), rows)
+    await batch.flush(service.reader)
 
 
 def _as_update(item: BaseModel, update_model: type[BaseModel]) -> dict[str, Any]:
@@ -205,10 +252,10 @@ def _reject_repeats(keys: list[tuple[str, Any] | None]) -> None:
         first[key] = index
 
 
-async def _existing(
-    service: RecordService, keys: list[tuple[str, Any] | None]
+async def existing_records(
+    service: RecordService, keys: Iterable[tuple[str, Any] | None]
 ) -> dict[tuple[str, Any], Row]:
-    """The live records the keys match, locked until commit."""
+    """The live records the keys (column, value) match, locked until commit."""
     by_column: dict[str, list[Any]] = {}
     for key in keys:
         if key is not None:
@@ -304,3 +351,37 @@ async def _reject_clashes(service: RecordService, holders: Holders) -> None:
                     f"{column}.",
                     existing_id=str(holder["id"]),
                 )
+
+
+async def unique_clashes(service: RecordService, staged: Sequence[Staged]) -> dict[int, Conflict]:
+    """Per position in `staged`, the unique value (email, domain, external_id) its change sets
+    that another live record holds, or an earlier change in `staged` sets too: looked up before
+    writing, so that one clash fails only its item. (A concurrent write can still take a value
+    between this look and the write; the unique index then refuses it.)"""
+    wanted: dict[str, dict[Any, list[int]]] = {}
+    for position, change in enumerate(staged):
+        if change.row is None:
+            continue
+        for column in service.kind.unique_keys:
+            value = change.row.get(column)
+            kept = change.outcome is UpsertOutcome.updated and column not in change.changes
+            if value is None or kept:
+                continue
+            wanted.setdefault(column, {}).setdefault(value, []).append(position)
+    found: dict[int, Conflict] = {}
+    for column, by_value in wanted.items():
+        for holder in await _find_live(service, column, list(by_value), lock=False):
+            for position in by_value[holder[column]]:
+                if holder["id"] != staged[position].id and position not in found:
+                    found[position] = _clash(service, column, holder["id"])
+    for column, by_value in wanted.items():
+        for positions in by_value.values():
+            holding = [position for position in positions if position not in found]
+            for position in holding[1:]:
+                found[position] = _clash(service, column, staged[holding[0]].id)
+    return found
+
+
+def _clash(service: RecordService, column: str, holder: UUID) -> Conflict:
+    entity = service.kind.entity_type
+    return Conflict(f"Another live {entity} already has this {column}.", existing_id=str(holder))

@@ -8,6 +8,7 @@ requests hold, and on PostgreSQL an advisory lock, held to the end of the transa
 the other processes.
 """
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
@@ -15,12 +16,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import wraps
-from typing import Any, ParamSpec
+from typing import Any, BinaryIO, ParamSpec
 from uuid import UUID
 
 import orjson
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -72,8 +74,31 @@ async def _fingerprint(request: Request) -> str:
     digest = hashlib.sha256()
     for part in (request.method, request.url.path, request.url.query):
         digest.update(part.encode() + b"\0")
-    digest.update(await request.body())
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        # A client picks a new random boundary for each multipart request, so a retry of the
+        # same form differs in its bytes: the fields and files are compared instead. (The
+        # endpoint has parsed the form already; its body cannot be read again.)
+        form = await request.form()
+        for name, value in form.multi_items():
+            digest.update(name.encode() + b"\0")
+            if isinstance(value, UploadFile):
+                name_and_type = f"{value.filename}\0{value.content_type}\0"
+                digest.update(b"file\0" + name_and_type.encode())
+                digest.update(await asyncio.to_thread(_file_digest, value.file))
+            else:
+                digest.update(value.encode() + b"\0")
+    else:
+        digest.update(await request.body())
     return digest.hexdigest()
+
+
+def _file_digest(file: BinaryIO) -> bytes:
+    digest = hashlib.sha256()
+    file.seek(0)
+    while chunk := file.read(1 << 20):
+        digest.update(chunk)
+    file.seek(0)
+    return digest.digest()
 
 
 def _lock_id(claim_id: tuple[UUID, str]) -> int:

@@ -1,0 +1,1 @@
+"""CSV import: upload a file, the worker writes its rows in chunks."""
