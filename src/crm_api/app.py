@@ -31,6 +31,7 @@ from crm_api.core.openapi import build_openapi
 from crm_api.custom_fields.router import router as custom_fields_router
 from crm_api.deals.router import board_router
 from crm_api.deals.router import router as deals_router
+from crm_api.exports.router import router as exports_router
 from crm_api.feed.router import router as events_router
 from crm_api.health import router as health_router
 from crm_api.idempotency.guard import Replay
@@ -64,6 +65,10 @@ TAGS = [
     {"name": "deals", "description": "Deals: stage moves and history, contacts, line items."},
     {"name": "pipelines", "description": "Pipelines, their ordered stages, and the board."},
     {"name": "products", "description": "The catalog line items are priced from."},
+    {
+        "name": "exports",
+        "description": "Whole lists of contacts, companies or deals as CSV or NDJSON, streamed.",
+    },
     {"name": "activities", "description": "Calls, emails, meetings and notes."},
     {"name": "tasks", "description": "What should happen next, for whom, by when."},
     {
@@ -131,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pipelines_router,
         board_router,
         products_router,
+        exports_router,
         activities_router,
         tasks_router,
         timeline_router,

@@ -5,8 +5,8 @@ A slice declares a `RecordKind` (its table, read query and unique keys) and subc
 conflicts, the audit row and the outbox event then happen here, once, for every slice.
 """
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any, NoReturn, Protocol
@@ -221,6 +221,32 @@ class RecordService:
         else:
             result = await self.repository.list_records(params, filters)
         return await self._page(result)
+
+    async def walk(
+        self,
+        params: ListParams,
+        filters: Mapping[str, Any],
+        custom: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every record of the list (`list_records`' arguments), as pages of `params.limit`
+        records, each read when the one before has been consumed, after the one before's
+        keyset cursor. The first page is read before this returns, so an invalid sort or filter
+        raises here, before a caller has sent anything."""
+        page, cursor, _ = await self.list_records(params, filters, custom)
+        return self._pages(page, cursor, params, filters, custom)
+
+    async def _pages(
+        self,
+        page: list[dict[str, Any]],
+        after: str | None,
+        params: ListParams,
+        filters: Mapping[str, Any],
+        custom: Mapping[str, str] | None,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        yield page
+        while after is not None:
+            page, after, _ = await self.list_records(replace(params, cursor=after), filters, custom)
+            yield page
 
     async def search(
         self, params: ListParams, tree: Mapping[str, Any] | None, query: str | None
