@@ -2,9 +2,12 @@
 keyset chunks; the list's filters, sorts and errors; CSV columns, quoting and formula guards."""
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
+import orjson
 import pytest
 
 from crm_api.core.enums import Role
@@ -159,6 +162,21 @@ class TestContactExport:
                 ",,,,3,,",
             ),
         )
+
+    async def test_archived_custom_fields_keep_their_column(self, admin: Actor, rep: Actor) -> None:
+        await define_custom_field(admin, "contact", "legacy_code", "text")
+        await define_custom_field(admin, "contact", "active_code", "text")
+        contact = await create_contact(
+            rep, first_name="Old", custom_fields={"legacy_code": "L-1", "active_code": "A-1"}
+        )
+        legacy = (await admin.client.get("/v1/custom-fields")).json()["data"]
+        (legacy_id,) = [d["id"] for d in legacy if d["key"] == "legacy_code"]
+        await archive(admin, f"/v1/custom-fields/{legacy_id}")
+        response = await rep.client.get("/v1/exports/contacts.csv")
+        header, row = response.text.split("\r\n")[:2]
+        assert header == CONTACT_HEADER + ",custom_fields.active_code,custom_fields.legacy_code"
+        assert row.startswith(f"{contact['id']},Old,")
+        assert row.endswith(",A-1,L-1")
 
     async def test_ndjson_lines_are_the_records_as_get_returns_them(
         self, rep: Actor, contact_fields: None
@@ -554,6 +572,93 @@ class TestChunks:
         # that looks complete.
         with pytest.raises(RuntimeError, match="went away"):
             await rep.client.get("/v1/exports/contacts.csv")
+
+
+async def stream(
+    app: Any,
+    actor: Actor,
+    path: str,
+    params: dict[str, str],
+    between: Callable[[], Awaitable[None]],
+) -> bytes:
+    """The body of a GET run on the app directly, awaiting `between()` after each chunk but the
+    last has gone out: what a client reading slowly sees while others write."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": urlencode(params).encode(),
+        "headers": [(b"host", b"test"), (b"authorization", f"Bearer {actor.key}".encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("test", 80),
+    }
+    chunks: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 200
+        elif message["type"] == "http.response.body":
+            chunks.append(message["body"])
+            if message.get("more_body"):
+                await between()
+
+    await app(scope, receive, send)
+    return b"".join(chunks)
+
+
+class TestChangesDuringAnExport:
+    """Not a snapshot: each chunk is read when the one before has gone out (as documented)."""
+
+    @pytest.fixture(autouse=True)
+    def small_chunks(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(exports, "CHUNK_ROWS", 2)
+
+    async def test_in_the_default_order_each_record_once_as_its_chunk_read_it(
+        self, app: Any, rep: Actor
+    ) -> None:
+        a, _, c, d, _ = [await create_contact(rep, first_name=name) for name in "ABCDE"]
+        made: list[dict[str, Any]] = []
+
+        async def meanwhile() -> None:
+            if made:
+                return
+            made.append(await create_contact(rep, first_name="F"))  # sorts after the point
+            await archive(rep, f"/v1/contacts/{d['id']}")  # not read yet: left out
+            for contact in (a, c):  # a was sent already; c was not
+                changed = await rep.client.patch(
+                    f"/v1/contacts/{contact['id']}", json={"title": "Changed"}
+                )
+                assert changed.status_code == 200, changed.text
+
+        body = await stream(app, rep, "/v1/exports/contacts.ndjson", {}, meanwhile)
+        lines = [orjson.loads(line) for line in body.splitlines()]
+        assert [line["first_name"] for line in lines] == ["A", "B", "C", "E", "F"]
+        assert [line["title"] for line in lines] == [None, None, "Changed", None, None]
+
+    async def test_sorted_by_a_value_that_changes_a_record_can_appear_twice(
+        self, app: Any, rep: Actor
+    ) -> None:
+        a, *_ = [await create_contact(rep, first_name=name) for name in "ABCDE"]
+        patched: list[bool] = []
+
+        async def meanwhile() -> None:
+            if not patched:
+                patched.append(True)
+                await rep.client.patch(f"/v1/contacts/{a['id']}", json={"title": "Moved"})
+
+        params = {"sort": "updated_at"}
+        body = await stream(app, rep, "/v1/exports/contacts.ndjson", params, meanwhile)
+        lines = [orjson.loads(line) for line in body.splitlines()]
+        assert [line["first_name"] for line in lines] == ["A", "B", "C", "D", "E", "A"]
+        assert [lines[0]["title"], lines[-1]["title"]] == [None, "Moved"]
 
 
 class TestErrorsBeforeStreaming:
