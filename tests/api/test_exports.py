@@ -1,6 +1,7 @@
 """GET /v1/exports/{contacts,companies,deals}.{csv,ndjson}: the list's whole result, streamed in
 keyset chunks; the list's filters, sorts and errors; CSV columns, quoting and formula guards."""
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -11,6 +12,7 @@ import orjson
 import pytest
 
 from crm_api.core.enums import Role
+from crm_api.core.records import RecordService
 from crm_api.exports import router as exports
 from tests.api.factories import (
     archive,
@@ -554,8 +556,6 @@ class TestChunks:
     ) -> None:
         for i in range(3):
             await create_contact(rep, first_name=f"P{i}")
-        from crm_api.core.records import RecordService
-
         original = RecordService.list_records
         calls = 0
 
@@ -580,12 +580,15 @@ async def stream(
     path: str,
     params: dict[str, str],
     between: Callable[[], Awaitable[None]],
+    gone: asyncio.Event | None = None,
 ) -> bytes:
-    """The body of a GET run on the app directly, awaiting `between()` after each chunk but the
-    last has gone out: what a client reading slowly sees while others write."""
+    """The body of a GET run on the app as uvicorn runs it (ASGI spec 2.3: the response learns
+    of a client leaving from `receive`), awaiting `between()` after each chunk but the last
+    has gone out: what a client reading slowly sees while others write. Setting `gone` is the
+    client leaving."""
     scope = {
         "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
         "method": "GET",
         "scheme": "http",
@@ -598,9 +601,11 @@ async def stream(
         "server": ("test", 80),
     }
     chunks: list[bytes] = []
+    left = gone or asyncio.Event()
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        await left.wait()
+        return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
@@ -615,7 +620,7 @@ async def stream(
 
 
 class TestChangesDuringAnExport:
-    """Not a snapshot: each chunk is read when the one before has gone out (as documented)."""
+    """Not a snapshot: each chunk is read while the one before goes out (as documented)."""
 
     @pytest.fixture(autouse=True)
     def small_chunks(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -624,15 +629,17 @@ class TestChangesDuringAnExport:
     async def test_in_the_default_order_each_record_once_as_its_chunk_read_it(
         self, app: Any, rep: Actor
     ) -> None:
-        a, _, c, d, _ = [await create_contact(rep, first_name=name) for name in "ABCDE"]
+        # Chunks [A B] [C D] [E F] [G]. While the first goes out the second is being read, so
+        # what changes then shows from the third on.
+        a, _, _, _, e, f, _ = [await create_contact(rep, first_name=name) for name in "ABCDEFG"]
         made: list[dict[str, Any]] = []
 
         async def meanwhile() -> None:
             if made:
                 return
-            made.append(await create_contact(rep, first_name="F"))  # sorts after the point
-            await archive(rep, f"/v1/contacts/{d['id']}")  # not read yet: left out
-            for contact in (a, c):  # a was sent already; c was not
+            made.append(await create_contact(rep, first_name="H"))  # sorts after the point
+            await archive(rep, f"/v1/contacts/{e['id']}")  # not read yet: left out
+            for contact in (a, f):  # a was sent already; f was not read yet
                 changed = await rep.client.patch(
                     f"/v1/contacts/{contact['id']}", json={"title": "Changed"}
                 )
@@ -640,8 +647,9 @@ class TestChangesDuringAnExport:
 
         body = await stream(app, rep, "/v1/exports/contacts.ndjson", {}, meanwhile)
         lines = [orjson.loads(line) for line in body.splitlines()]
-        assert [line["first_name"] for line in lines] == ["A", "B", "C", "E", "F"]
-        assert [line["title"] for line in lines] == [None, None, "Changed", None, None]
+        assert [line["first_name"] for line in lines] == ["A", "B", "C", "D", "F", "G", "H"]
+        titles = [line["title"] for line in lines]
+        assert titles == [None, None, None, None, "Changed", None, None]
 
     async def test_sorted_by_a_value_that_changes_a_record_can_appear_twice(
         self, app: Any, rep: Actor
@@ -659,6 +667,47 @@ class TestChangesDuringAnExport:
         lines = [orjson.loads(line) for line in body.splitlines()]
         assert [line["first_name"] for line in lines] == ["A", "B", "C", "D", "E", "A"]
         assert [lines[0]["title"], lines[-1]["title"]] == [None, "Moved"]
+
+
+class TestClientGone:
+    async def test_a_client_leaving_mid_export_stops_the_reads(
+        self, app: Any, rep: Actor, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(exports, "CHUNK_ROWS", 2)
+        for name in "ABCDEFG":  # chunks [A B] [C D] [E F] [G]
+            await create_contact(rep, first_name=name)
+        reads = running = 0
+        original = RecordService.list_records
+
+        async def counted(self: RecordService, *args: Any, **kwargs: Any) -> Any:
+            nonlocal reads, running
+            reads += 1
+            running += 1
+            try:
+                if reads > 1:
+                    await asyncio.sleep(30)  # a slow read ahead: only cancelling ends it soon
+                return await original(self, *args, **kwargs)
+            finally:
+                running -= 1
+
+        monkeypatch.setattr(RecordService, "list_records", counted)
+        gone = asyncio.Event()
+
+        async def leave() -> None:
+            gone.set()
+            await asyncio.sleep(0.05)  # the response notices, and stops
+
+        body = await stream(app, rep, "/v1/exports/contacts.ndjson", {}, leave, gone)
+        for _ in range(100):  # a read ahead, cancelled, may take a moment to wind down
+            if not running:
+                break
+            await asyncio.sleep(0.01)
+        assert running == 0
+        assert reads <= 2  # the first chunk, and at most the one read ahead
+        assert [orjson.loads(line)["first_name"] for line in body.splitlines()] == ["A", "B"]
+        monkeypatch.setattr(RecordService, "list_records", original)
+        response = await rep.client.get("/v1/exports/contacts.csv")  # nothing held
+        assert len(exported_ids(response)) == 7
 
 
 class TestErrorsBeforeStreaming:

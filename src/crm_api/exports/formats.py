@@ -9,7 +9,8 @@ every JSON response). CSV flattens them into columns; its cells read as the JSON
 import csv
 import io
 import re
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
@@ -18,7 +19,7 @@ from typing import Any
 from crm_api.core.responses import dump_json
 
 Record = dict[str, Any]
-Pages = AsyncIterator[list[Record]]
+Pages = AsyncGenerator[list[Record], None]
 
 LIST_SEPARATOR = ";"
 FORMULA_STARTS = "=+-@\t\r"
@@ -73,7 +74,7 @@ def cell(value: Any) -> Any:
     if kind is str:
         return guarded(value)
     if kind is datetime:
-        return value.isoformat()  # RFC 3339, as orjson writes it in JSON
+        return dump_json(value)[1:-1].decode()  # RFC 3339, exactly as in JSON
     if kind is bool:
         return "true" if value else "false"
     if kind is list:
@@ -90,7 +91,7 @@ def _taken(buffer: io.StringIO) -> bytes:
     return text.encode()
 
 
-async def csv_body(pages: Pages, columns: Iterable[Column]) -> AsyncIterator[bytes]:
+async def csv_body(pages: Pages, columns: Iterable[Column]) -> AsyncGenerator[bytes, None]:
     """RFC 4180 CSV: a header row, then a row per record; CRLF line ends, fields quoted when
     they hold a comma, a quote or a line break. One chunk per page."""
     columns = tuple(columns)
@@ -98,13 +99,16 @@ async def csv_body(pages: Pages, columns: Iterable[Column]) -> AsyncIterator[byt
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([column.name for column in columns])
     getters = [column.value for column in columns]
-    async for page in pages:
-        writer.writerows([cell(get(record)) for get in getters] for record in page)
-        yield _taken(buffer)
+    # Closing this body (a client gone) closes the pages at once, and with them a read ahead.
+    async with aclosing(pages):
+        async for page in pages:
+            writer.writerows([cell(get(record)) for get in getters] for record in page)
+            yield _taken(buffer)
 
 
-async def ndjson_body(pages: Pages) -> AsyncIterator[bytes]:
+async def ndjson_body(pages: Pages) -> AsyncGenerator[bytes, None]:
     """A JSON object per line, each ended by `\\n`. One chunk per page."""
-    async for page in pages:
-        if page:
-            yield b"\n".join(map(dump_json, page)) + b"\n"
+    async with aclosing(pages):
+        async for page in pages:
+            if page:
+                yield b"\n".join(map(dump_json, page)) + b"\n"

@@ -2,8 +2,8 @@
 
 Each export takes its list's own filter dependency, `sort` and `archived`, and walks the list
 with keyset cursors (`RecordService.walk`), `CHUNK_ROWS` records per query, writing each chunk
-as it comes. The first chunk is read before the response starts, so a bad parameter is a 422
-problem, not a broken download.
+while the next is read. The first chunk is read before the response starts, so a bad parameter
+is a 422 problem, not a broken download.
 """
 
 from collections.abc import Awaitable, Callable
@@ -31,8 +31,8 @@ from crm_api.routing import PrefixRouter, custom_field_parameters
 router = PrefixRouter(prefix="/v1/exports", tags=["exports"])
 
 CHUNK_ROWS = 1000
-"""Records per query. Memory is a chunk's worth (read, then written); the first bytes follow
-the first query."""
+"""Records per query. A chunk is encoded and sent while the next one is read, so memory holds
+about two; the first bytes follow the first query."""
 
 ERRORS = problems(403)
 Archived = Annotated[bool, Query(description="Export archived records instead of live ones.")]
@@ -46,12 +46,12 @@ def _common(resource: str) -> str:
         "`include_total` do not apply. An invalid parameter is a 422 problem, answered before "
         "anything is sent; the read scope suffices, as for the list.\n\n"
         f"Streamed as it is read: {CHUNK_ROWS} records per query, each query continuing after "
-        "the last record sent (keyset, never OFFSET), so the first bytes come at once and any "
-        "size takes the same server memory. An error after the first bytes cuts the transfer "
-        "(no final chunk): a client sees a broken download, never a short file that looks "
-        "whole.\n\n"
-        "**Not a snapshot.** Each chunk is read when the one before has been sent, and shows "
-        "its records as they are then. In the default order (`created_at`, which never "
+        "the last record of the one before (keyset, never OFFSET) and read while that one is "
+        "sent, so the first bytes come at once and any size takes the same server memory. An "
+        "error after the first bytes cuts the transfer (no final chunk): a client sees a broken "
+        "download, never a short file that looks whole.\n\n"
+        "**Not a snapshot.** Each chunk is read as the one before goes out, and shows its "
+        "records as they are then. In the default order (`created_at`, which never "
         "changes) every record that exists throughout the export appears exactly once; one "
         "created meanwhile appears if it sorts after the point reached (at the end, ascending), "
         "one archived (or restored) before its chunk is read is left out (or in). Sorted by a "
