@@ -68,7 +68,7 @@ DEALS = Layout(
         Column("line_item_count", lambda record: len(record["line_items"])),
         *_RECORD,
     ),
-    notes="A deal's contacts and line items are summed up in `contact_count`, `contact_ids` "
+    notes="A deal's contacts and line items are summarized in `contact_count`, `contact_ids` "
     f"(`{LIST_SEPARATOR}`-separated, in the order the deal lists them) and `line_item_count`; "
     "the NDJSON export has them whole.",
 )

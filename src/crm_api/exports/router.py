@@ -108,9 +108,12 @@ def add_export_routes(
     FiltersDep = Annotated[dict[str, Any], Depends(filters)]  # noqa: N806
 
     async def walk(
-        request: Request, service: RecordService, filters: dict[str, Any], sort: str | None,
+        request: Request,
+        service: RecordService,
+        filters: dict[str, Any],
+        sort: str | None,
         archived: bool,
-    ) -> Pages:  # fmt: skip
+    ) -> Pages:
         params = ListParams(limit=CHUNK_ROWS, sort=sort, archived=archived)
         return await service.walk(params, filters, custom_field_parameters(request))
 
