@@ -46,7 +46,7 @@ import random
 import time
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -98,6 +98,8 @@ CONTACT_COLUMNS = (
     "do_not_contact", "custom_fields", "version", "created_by", "created_at", "updated_at",
     "last_activity_at", "first_outreach_at",
 )  # fmt: skip
+CustomFields = Callable[[int], str]
+"""Contact i's `custom_fields` as JSON text."""
 # The contact the timeline goes to (`--timeline-items`): the oldest live contact at a company.
 # The contact history (lifecycle changes, activities) leaves it alone, so that a timeline can be
 # given to it before or after, and its items are all the timeline's.
@@ -182,10 +184,12 @@ def contact_rows(
     companies: list[tuple[UUID, str]],
     users: Users,
     history: "ContactHistory",
+    custom_fields: CustomFields | None = None,
 ) -> Iterator[tuple[object, ...]]:
     """Contacts start..stop-1 of n, generated lazily so COPY streams while Python produces;
     each with the columns its history (`history`, which keeps the rows) leaves, except the
-    first at a company: the timeline's contact (`RESERVED_CONTACT`)."""
+    first at a company: the timeline's contact (`RESERVED_CONTACT`); `custom_fields(i)` gives
+    contact i's custom field values as JSON text (default: none)."""
     rng = clock.rng
     for i in range(start, stop):
         micros, created = clock.at(i)
@@ -207,8 +211,8 @@ def contact_rows(
             contact_id, first, last, f"{last} {first}".casefold(),
             f"{first}.{last}.{i}@{domain}".lower(), phone, rng.choice(TITLES), company_id,
             stage, stage_at, rng.choice(SOURCES), owner, False,
-            False, "{}", 1 + edits, users.creator, created, updated, last_activity,
-            first_outreach,
+            False, custom_fields(i) if custom_fields else "{}", 1 + edits, users.creator, created,
+            updated, last_activity, first_outreach,
         )  # fmt: skip
 
 
@@ -257,13 +261,15 @@ async def load_companies_and_contacts(
     users: Users,
     end: datetime,
     rng: random.Random,
+    custom_fields: CustomFields | None = None,
 ) -> None:
     started = time.perf_counter()
     rows, refs = company_rows(companies, users, end, rng)
     await conn.copy_records_to_table("companies", records=rows, columns=COMPANY_COLUMNS)
     print(f"  companies {companies:,} in {time.perf_counter() - started:.1f}s", flush=True)
     history = ContactHistory(contacts, activities, users, end, rng)
-    await load_contacts(conn, contacts, refs, users, Clock(contacts, end, rng), history)
+    clock = Clock(contacts, end, rng)
+    await load_contacts(conn, contacts, refs, users, clock, history, custom_fields)
     await history.rows.copy(conn)
 
 
@@ -274,11 +280,12 @@ async def load_contacts(
     users: Users,
     clock: Clock,
     history: "ContactHistory",
+    custom_fields: CustomFields | None = None,
 ) -> None:
     started = time.perf_counter()
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
-        rows = contact_rows(start, stop, clock, n, companies, users, history)
+        rows = contact_rows(start, stop, clock, n, companies, users, history, custom_fields)
         await conn.copy_records_to_table("contacts", records=rows, columns=CONTACT_COLUMNS)
         rate = stop / (time.perf_counter() - started)
         print(f"  contacts {stop:>10,} / {n:,}  ({rate:,.0f} rows/s)", flush=True)
@@ -1279,10 +1286,12 @@ async def generate(
     deals: int = 0,
     timeline_items: int = 0,
     activities: int = 0,
+    contact_custom_fields: CustomFields | None = None,
 ) -> dict[str, float]:
     """Loads companies and contacts with their history and `activities` activities (unless
     both are 0), then `deals` deals, then one contact's timeline of `timeline_items` items; with
     no contacts to load but `activities`, gives the existing contacts without any history theirs.
+    `contact_custom_fields(i)` gives contact i's custom fields as JSON text (default: none).
     Then VACUUM ANALYZE; returns counts and timings (`<part>_s`: seconds)."""
     rng = random.Random(seed)
     end = datetime.now(UTC)
@@ -1314,7 +1323,7 @@ async def generate(
             users = Users(creator, await ensure_reps(conn, end - SPAN - timedelta(days=1)))
             if people:
                 await load_companies_and_contacts(
-                    conn, companies, contacts, activities, users, end, rng
+                    conn, companies, contacts, activities, users, end, rng, contact_custom_fields
                 )
             lap("contacts")
             if deals:

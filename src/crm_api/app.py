@@ -32,6 +32,7 @@ from crm_api.deals.router import board_router
 from crm_api.deals.router import router as deals_router
 from crm_api.dedupe.router import companies_router as company_duplicates_router
 from crm_api.dedupe.router import contacts_router as contact_duplicates_router
+from crm_api.exports.router import router as exports_router
 from crm_api.feed.router import router as events_router
 from crm_api.health import router as health_router
 from crm_api.idempotency.guard import Replay
@@ -66,6 +67,10 @@ TAGS = [
     {"name": "deals", "description": "Deals: stage moves and history, contacts, line items."},
     {"name": "pipelines", "description": "Pipelines, their ordered stages, and the board."},
     {"name": "products", "description": "The catalog line items are priced from."},
+    {
+        "name": "exports",
+        "description": "Whole lists of contacts, companies or deals as CSV or NDJSON, streamed.",
+    },
     {"name": "activities", "description": "Calls, emails, meetings and notes."},
     {"name": "tasks", "description": "What should happen next, for whom, by when."},
     {
@@ -139,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pipelines_router,
         board_router,
         products_router,
+        exports_router,
         activities_router,
         tasks_router,
         timeline_router,

@@ -123,15 +123,19 @@ async def get_if_match(
 IfMatch = Annotated[Versions | None, Depends(get_if_match)]
 
 
+SortParam = Annotated[
+    SafeStr | None,
+    Query(max_length=40, description="A sort key; prefix `-` for descending."),
+]
+"""A list's `sort` (lists and exports take the same)."""
+
+
 async def get_list_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = DEFAULT_LIMIT,
     cursor: Annotated[
         SafeStr | None, Query(max_length=2000, description="`next_cursor` of the previous page.")
     ] = None,
-    sort: Annotated[
-        SafeStr | None,
-        Query(max_length=40, description="A sort key; prefix `-` for descending."),
-    ] = None,
+    sort: SortParam = None,
     include_total: Annotated[bool, Query(description="Also count all matches.")] = False,
 ) -> ListParams:
     return ListParams(limit=limit, cursor=cursor, sort=sort, include_total=include_total)
@@ -154,6 +158,18 @@ def record_service(cls: type[S]) -> Callable[..., Awaitable[S]]:
 
     async def build(context: ContextDep) -> S:
         return cls(context.session, context.reader, context.principal, context.users())
+
+    return build
+
+
+def streaming_service(cls: type[S]) -> Callable[..., Awaitable[S]]:
+    """A dependency that builds `cls` for reads that go on after the handler has returned (a
+    streamed export). The request's session ends with the handler, so the service's reader has
+    none: each statement runs on its own (on the raw pool; on SQLite in a short session)."""
+
+    async def build(context: ContextDep) -> S:
+        reader = Reader(context.reader.db)
+        return cls(context.session, reader, context.principal, context.users())
 
     return build
 

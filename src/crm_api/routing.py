@@ -70,7 +70,7 @@ SEARCH_DESCRIPTION = (
 MAX_CUSTOM_PARAMETERS = 20
 
 
-def _custom_field_parameters(request: Request) -> dict[str, str]:
+def custom_field_parameters(request: Request) -> dict[str, str]:
     """The list's `custom_fields.<key>=<value>` query parameters."""
     found = {
         name: value
@@ -140,7 +140,7 @@ def add_record_routes(
         filters: FiltersDep,
         archived: Archived = False,
     ) -> Response:
-        custom = _custom_field_parameters(request) if searchable else None
+        custom = custom_field_parameters(request) if searchable else None
         page = await service.list_records(replace(params, archived=archived), filters, custom)
         return page_response(*page)
 

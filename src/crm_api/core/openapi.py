@@ -34,6 +34,22 @@ def problems(*statuses: int, authenticated: bool = True) -> dict[int | str, dict
     }
 
 
+def download(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a file streamed with 200 (see `core.responses.Download`)."""
+    return {
+        200: {
+            "description": description,
+            "content": {media_type: {"schema": {"type": "string"}}},
+            "headers": {
+                "Content-Disposition": {
+                    "description": '`attachment; filename="<name>-<UTC timestamp>.<extension>"`',
+                    "schema": {"type": "string"},
+                }
+            },
+        }
+    }
+
+
 READ = problems(403, 404)
 WRITE = problems(400, 403, 404, 409, 412, 413)
 CREATE = problems(400, 403, 409, 413)

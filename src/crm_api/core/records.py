@@ -5,8 +5,9 @@ A slice declares a `RecordKind` (its table, read query and unique keys) and subc
 conflicts, the audit row and the outbox event then happen here, once, for every slice.
 """
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+import asyncio
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any, NoReturn, Protocol, TypeVar
@@ -234,6 +235,40 @@ class RecordService:
         else:
             result = await self.repository.list_records(params, filters)
         return await self._page(result)
+
+    async def walk(
+        self,
+        params: ListParams,
+        filters: Mapping[str, Any],
+        custom: Mapping[str, str] | None = None,
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """Every record of the list (`list_records`' arguments), as pages of `params.limit`
+        records, each read after the one before's keyset cursor while the caller handles the
+        one before. The first page is read before this returns, so an invalid sort or filter
+        raises here, before a caller has sent anything."""
+        page, cursor, _ = await self.list_records(params, filters, custom)
+        return self._pages(page, cursor, params, filters, custom)
+
+    async def _pages(
+        self,
+        page: list[dict[str, Any]],
+        after: str | None,
+        params: ListParams,
+        filters: Mapping[str, Any],
+        custom: Mapping[str, str] | None,
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+        while after is not None:
+            # The next page's query runs while the caller handles this one: the database's time
+            # overlaps the caller's (encoding, sending) instead of adding to it.
+            upcoming = asyncio.ensure_future(
+                self.list_records(replace(params, cursor=after), filters, custom)
+            )
+            try:
+                yield page
+                page, after, _ = await upcoming
+            finally:
+                upcoming.cancel()  # done by now, unless the caller stopped early
+        yield page
 
     async def search(
         self, params: ListParams, tree: Mapping[str, Any] | None, query: str | None

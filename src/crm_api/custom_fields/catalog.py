@@ -70,6 +70,12 @@ class Catalog:
 CATALOG = Catalog()
 
 
+async def field_keys(reader: Reader, object_type: str) -> list[str]:
+    """The keys of an object type's custom fields as defined now (archived ones included: their
+    values are still stored), in key order."""
+    return sorted(await CATALOG.definitions(reader, object_type, fresh=True))
+
+
 async def _load(reader: Reader) -> dict[str, dict[str, Definition]]:
     by_type: dict[str, dict[str, Definition]] = {}
     for row in await reader.all(ALL_DEFINITIONS, {}):

@@ -1,0 +1,1 @@
+"""Exports: a list's whole result as CSV or NDJSON, streamed in keyset chunks."""
