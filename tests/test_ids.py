@@ -1,5 +1,6 @@
 """Time-ordered identifiers (crm_api.core.ids)."""
 
+import os
 import time
 from uuid import UUID
 
@@ -28,3 +29,19 @@ def test_uuid7_orders_by_creation_time() -> None:
 
     assert first < second
     assert str(first) < str(second)
+
+
+def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
+    uuid7()  # the parent has random bytes buffered
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.write(write, uuid7().bytes)
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    from_child = os.read(read, 16)
+    os.close(read)
+
+    ours = uuid7().bytes
+    assert from_child[6:] != ours[6:]  # the random parts (the time may be the same)

@@ -19,7 +19,7 @@ from starlette.types import Scope
 from crm_api.core.errors import Invalid
 from crm_api.core.filters import SearchRequest
 from crm_api.core.listing import ListParams
-from crm_api.core.openapi import CREATE, READ, WRITE
+from crm_api.core.openapi import CREATE, READ, WRITE, problems
 from crm_api.core.records import RecordService
 from crm_api.core.responses import JSONBody, record_response
 from crm_api.core.schemas import (
@@ -150,7 +150,7 @@ def add_record_routes(
             "/search",
             operation_id=f"{resource}_search",
             response_model=page_of(read),
-            responses=READ,
+            responses=problems(403, 413),
             summary=f"Search {resource.replace('_', ' ')}",
             description=SEARCH_DESCRIPTION,
         )

@@ -189,6 +189,18 @@ class TestValues:
             written = select(audit_log.c.id).where(audit_log.c.entity_type == "contact")
             assert (await session.execute(written)).first() is None
 
+    async def test_nan_and_infinity_are_not_numbers(self, rep: Actor, fields: None) -> None:
+        # JSON has neither, but Python's parser takes them; orjson would store them as null.
+        for literal in ("NaN", "Infinity", "-Infinity"):
+            body = '{"first_name": "Ann", "custom_fields": {"score": ' + literal + "}}"
+            response = await rep.client.post(
+                "/v1/contacts", content=body, headers={"content-type": "application/json"}
+            )
+            problem = assert_problem(response, 422, "validation")
+            assert problem["errors"] == [
+                {"field": "body.custom_fields.score", "message": "must be a finite number"}
+            ]
+
     async def test_required_fields(self, admin: Actor, rep: Actor) -> None:
         legacy = await create_contact(rep, first_name="Before")
         await define(admin, key="region", type="text", required=True)

@@ -386,6 +386,18 @@ class TestFileFormats:
             '@-sign."\r\n'
         )
 
+    async def test_errors_csv_defuses_formulas_from_the_file(
+        self, admin: Actor, db: Database, settings: Settings
+    ) -> None:
+        content = 'First,Last,Email\n=HYPERLINK("http://x"),-12,not-an-email\n'
+        job = await finished(admin, db, settings, await start(admin, content))
+        assert await errors_csv(admin, job) == (
+            "row,First,Last,Email,reason\r\n"
+            '2,"\'=HYPERLINK(""http://x"")",-12,not-an-email,'
+            '"email: Value error, not a valid email address: An email address must have an '
+            '@-sign."\r\n'
+        )
+
     async def test_a_delimiter_may_be_given(
         self, admin: Actor, db: Database, settings: Settings
     ) -> None:

@@ -659,3 +659,54 @@ class TestMergeCompanies:
         theirs = await create_company(other_rep)
         assert_problem(await merge(rep, COMPANIES, mine[0], theirs), 403, "forbidden")
         assert (await merge(rep, COMPANIES, *mine)).status_code == 200
+
+
+class TestMergeCustomFields:
+    async def test_archived_values_stay_and_a_chosen_blank_clears(self, admin: Actor) -> None:
+        legacy = await define_custom_field(admin, "contact", "legacy", "text")
+        await define_custom_field(admin, "contact", "note", "text")
+        await define_custom_field(admin, "contact", "tier", "text")
+        primary = await create_contact(
+            admin, first_name="P", custom_fields={"legacy": "x", "tier": "gold"}
+        )
+        duplicate = await create_contact(
+            admin, first_name="D", custom_fields={"note": "y", "legacy": "z"}
+        )
+        assert (await admin.client.delete(f"/v1/custom-fields/{legacy['id']}")).status_code == 204
+        response = await admin.client.post(
+            f"{CONTACTS}/merge",
+            json={
+                "primary_id": primary["id"],
+                "duplicate_ids": [duplicate["id"]],
+                "field_choices": {"custom_fields.tier": duplicate["id"]},
+            },
+        )
+        assert response.status_code == 200, response.text
+        # The archived field's value stays where it was; the live blank is filled; the chosen
+        # record has no tier, so the primary's goes.
+        assert response.json()["primary"]["custom_fields"] == {"legacy": "x", "note": "y"}
+
+    async def test_a_merged_record_holding_a_removed_option_is_rewritten(
+        self, admin: Actor
+    ) -> None:
+        field = await define_custom_field(
+            admin, "contact", "tier", "enum", options=[{"value": "gold"}, {"value": "silver"}]
+        )
+        duplicate = await create_contact(admin, first_name="A", custom_fields={"tier": "gold"})
+        primary = await create_contact(admin, first_name="B")
+        merged = await admin.client.post(
+            f"{CONTACTS}/merge",
+            json={
+                "primary_id": primary["id"],
+                "duplicate_ids": [duplicate["id"]],
+                "field_choices": {"custom_fields.tier": primary["id"]},
+            },
+        )
+        assert merged.json()["primary"]["custom_fields"] == {}
+        response = await admin.client.patch(
+            f"/v1/custom-fields/{field['id']}",
+            json={"options": [{"value": "silver"}], "option_replacements": {"gold": "silver"}},
+        )
+        assert response.status_code == 200, response.text
+        archived = await admin.client.get(CONTACTS, params={"archived": "true"})
+        assert [c["custom_fields"] for c in archived.json()["data"]] == [{"tier": "silver"}]

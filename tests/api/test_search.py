@@ -140,6 +140,8 @@ class TestFilters:
             (condition("custom_fields.tier", "lt", "gold"), "body.filter.op"),
             (condition("created_at", "gt", "2026-01-01"), "body.filter.value"),
             (condition("email", "is_null", "yes"), "body.filter.value"),
+            (condition("custom_fields.score", "gt", "1e-20000"), "body.filter.value"),
+            (condition("company.annual_revenue", "gt", "1e19"), "body.filter.value"),
             (condition("email", "in", []), "body.filter.value"),
             ({"and": [{"or": [condition("email", "in", ["a", 5])]}]},
              "body.filter.and.0.or.0.value.1"),
@@ -286,3 +288,46 @@ class TestIndexes:
                 )
                 plan = (await session.execute(text(f"EXPLAIN {sql}"))).scalars().all()
                 assert any(index in line for line in plan), (index, plan)
+
+
+class TestEdges:
+    async def test_decimal_values_beyond_a_column_are_422(self, rep: Actor) -> None:
+        for value in ("0.00001", "99999999999999999999", "1e15"):
+            response = await rep.client.post(
+                "/v1/deals/search", json={"filter": condition("amount", "gt", value)}
+            )
+            assert error_fields(assert_problem(response, 422, "validation")) == {
+                "body.filter.value"
+            }, value
+        response = await rep.client.get("/v1/contacts", params={"custom_fields.x": "1"})
+        assert_problem(response, 422, "validation")
+
+    async def test_float_custom_numbers_page_without_repeats(
+        self, admin: Actor, rep: Actor
+    ) -> None:
+        # Doubles that a 10-place decimal would round alike (SQLite keeps doubles).
+        await define_custom_field(admin, "contact", "score", "number")
+        scores = [(n + 1) * 1e-14 for n in range(7)] + [0.1 + 0.2, 0.3]
+        for n, score in enumerate(scores):
+            await create_contact(rep, first_name=f"S{n}", custom_fields={"score": score})
+        for sort in ("custom_fields.score", "-custom_fields.score"):
+            seen: list[str] = []
+            body: dict[str, Any] = {"sort": sort, "limit": 2}
+            for _ in range(10):
+                page = await search(rep, "contacts", **body)
+                seen += names(page)
+                if page["next_cursor"] is None:
+                    break
+                body["cursor"] = page["next_cursor"]
+            ascending = [f"S{n}" for n in (0, 1, 2, 3, 4, 5, 6, 8, 7)]
+            assert seen == (ascending if sort[0] != "-" else ascending[::-1]), sort
+
+    async def test_case_is_ignored_beyond_ascii(self, rep: Actor) -> None:
+        await create_contact(rep, first_name="Émile", last_name="Weiß")
+        for tree in (
+            condition("first_name", "starts_with", "émi"),
+            condition("first_name", "contains", "MIL"),
+            condition("last_name", "contains", "WEIß"),
+        ):
+            assert names(await search(rep, "contacts", filter=tree)) == ["Émile"], tree
+        assert names(await search(rep, "contacts", query="weiß")) == ["Émile"]

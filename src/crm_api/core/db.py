@@ -85,6 +85,24 @@ def custom_fields_index(table: str) -> Index:
     ).ddl_if(dialect="postgresql")
 
 
+class unicode_lower(FunctionElement[str]):  # noqa: N801 - used like func.lower
+    """lower() over all of Unicode on both databases (SQLite's folds ASCII only)."""
+
+    type = String()
+    inherit_cache = True
+    name = "unicode_lower"
+
+
+@compiles(unicode_lower)
+def _unicode_lower(element: unicode_lower, compiler: Any, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(unicode_lower, "sqlite")
+def _unicode_lower_sqlite(element: unicode_lower, compiler: Any, **kw: Any) -> str:
+    return f"unicode_lower({compiler.process(element.clauses, **kw)})"
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC on the way in and out; SQLite stores naive UTC text."""
 
@@ -201,7 +219,13 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def _lower(value: str | None) -> str | None:
+    return None if value is None else value.lower()
+
+
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # SQLite's own lower() folds ASCII only; case-insensitive search needs all of Unicode.
+    dbapi_connection.create_function("unicode_lower", 1, _lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")

@@ -1,6 +1,7 @@
 """Time-ordered identifiers and the clock."""
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,18 +23,25 @@ class _RandomBytes:
 
     def __init__(self, chunk: int = 4096) -> None:
         self._chunk = chunk
+        self._lock = threading.Lock()
+        self.forget()
+
+    def forget(self) -> None:
+        """Drops what was read; a forked child must not hand out its parent's bytes."""
         self._buffer = b""
         self._offset = 0
 
     def take(self, count: int) -> bytes:
-        offset = self._offset
-        if offset + count > len(self._buffer):
-            self._buffer, offset = os.urandom(self._chunk), 0
-        self._offset = offset + count
-        return self._buffer[offset : offset + count]
+        with self._lock:
+            offset = self._offset
+            if offset + count > len(self._buffer):
+                self._buffer, offset = os.urandom(self._chunk), 0
+            self._offset = offset + count
+            return self._buffer[offset : offset + count]
 
 
 _random = _RandomBytes()
+os.register_at_fork(after_in_child=_random.forget)
 
 
 def uuid7() -> UUID:

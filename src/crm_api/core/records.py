@@ -37,6 +37,8 @@ from crm_api.core.search import SearchSpec, run_search
 class CustomFieldRules(Protocol):
     """What a kind's `custom_fields` may hold (the custom fields slice answers)."""
 
+    object_type: str
+
     async def checked(
         self, reader: Reader, sent: Mapping[str, Any] | None, current: Mapping[str, Any] | None
     ) -> dict[str, Any]:
@@ -402,7 +404,10 @@ class RecordService:
         now = utcnow()
         changed = 0
         for record_id in found.scalars().all():
-            current = await self._locked(record_id)
+            # Merged and archived records too: they hold the value all the same.
+            current = await self.repository.lock(record_id)
+            if current is None:
+                continue
             fields = dict(current["custom_fields"])
             new = replace(fields.get(key))
             if new is None:

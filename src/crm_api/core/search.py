@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, not_
 from sqlalchemy.sql.elements import KeyedColumnElement
 from sqlalchemy.types import Boolean, Date, Integer, Numeric, String, Uuid
 
-from crm_api.core.db import FixedDecimal, UTCDateTime
+from crm_api.core.db import FixedDecimal, UTCDateTime, unicode_lower
 from crm_api.core.errors import Invalid
 from crm_api.core.listing import (
     ListParams,
@@ -218,9 +218,12 @@ class _Compiler:
             return self._equals(spec, value)
         column = spec.value()
         if op in (Op.contains, Op.starts_with):
-            pattern = _like_escaped(value.casefold())
+            # Both sides folded by the database, so they fold alike (Python's casefold would
+            # turn "ß" into "ss", which lower() in SQL does not).
+            pattern = _like_escaped(value)
             pattern = f"%{pattern}%" if op is Op.contains else f"{pattern}%"
-            return func.lower(column).like(self.bind(pattern, String()), escape="\\")
+            folded = unicode_lower(self.bind(pattern, String()))
+            return unicode_lower(column).like(folded, escape="\\")
         bound = self.bind(value, _bind_type(spec))
         compare: dict[Op, ColumnElement[bool]] = {Op.lt: column < bound, Op.lte: column <= bound}
         compare.update({Op.gt: column > bound, Op.gte: column >= bound})
@@ -287,12 +290,29 @@ def _integer(spec: Field, value: Any) -> int:
     return value
 
 
+MAX_DECIMAL_PLACES = 20
+
+
 def _decimal(spec: Field, value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError('must be a number or a decimal string such as "12.50"')
     number = Decimal(str(value).strip())
     if not number.is_finite() or abs(number) >= Decimal(10) ** 20:
         raise ValueError("must be a finite number below 10^20")
+    # The column's own scale and precision where it has them (money: 4 places, 20 digits), so
+    # a value the database could not bind is a 422, not a failed statement.
+    column_type = spec.value().type
+    scale = getattr(column_type, "scale", None)
+    places = max(0, -int(number.normalize().as_tuple().exponent))
+    if places > (MAX_DECIMAL_PLACES if scale is None else scale):
+        allowed = MAX_DECIMAL_PLACES if scale is None else scale
+        raise ValueError(f"must have at most {allowed} decimal places")
+    precision = getattr(column_type, "precision", None)
+    if precision is not None and scale is not None:
+        # At most 18 digits in all: SQLite keeps money as 64-bit integers of its smallest unit.
+        whole = min(precision, 18) - scale
+        if abs(number) >= Decimal(10) ** whole:
+            raise ValueError(f"must be below 10^{whole}")
     return number
 
 
@@ -408,7 +428,8 @@ class Sort:
 
 def query_tokens(query: str) -> list[str]:
     """The words of a full-text query, case-folded; 422 when there are none."""
-    tokens = re.findall(r"\w+", query.casefold())[:MAX_QUERY_TOKENS]
+    # lower(), as the text search configurations fold (casefold would make "ß" "ss").
+    tokens = re.findall(r"\w+", query.lower())[:MAX_QUERY_TOKENS]
     if not tokens:
         raise Invalid("The query has no words.", [("body.query", "needs a letter or digit")])
     return tokens

@@ -6,6 +6,7 @@ process is seen at once (the cache is dropped when it commits); one made by anot
 process within `TTL_SECONDS`, and at once if a write names a key this process does not know yet.
 """
 
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -53,17 +54,23 @@ class Catalog:
     def __init__(self) -> None:
         self._loaded: WeakKeyDictionary[Database, tuple[float, dict[str, dict[str, Definition]]]]
         self._loaded = WeakKeyDictionary()
+        # Bumped by every forget: a load that overlapped one may have read what was just
+        # changed, so it is used once but not kept.
+        self._generation = 0
 
     async def definitions(
         self, reader: Reader, object_type: str, fresh: bool = False
     ) -> Definitions:
         loaded = self._loaded.get(reader.db)
         if fresh or loaded is None or loaded[0] < time.monotonic():
+            generation = self._generation
             loaded = (time.monotonic() + TTL_SECONDS, await _load(reader))
-            self._loaded[reader.db] = loaded
+            if generation == self._generation:
+                self._loaded[reader.db] = loaded
         return loaded[1].get(object_type, {})
 
     def forget(self, db: Database) -> None:
+        self._generation += 1
         self._loaded.pop(db, None)
 
 
@@ -144,6 +151,8 @@ def _type_problem(definition: Definition, value: Any) -> str | None:
         case FieldType.number:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return "must be a number"
+            if isinstance(value, float) and not math.isfinite(value):
+                return "must be a finite number"  # JSON parsers take NaN and Infinity
         case FieldType.date:
             if not isinstance(value, str) or not _is_day(value):
                 return "must be a date, YYYY-MM-DD"

@@ -12,15 +12,35 @@ import re
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import Boolean, Numeric, String, TypeEngine
+from sqlalchemy.types import Boolean, Float, Numeric, String, TypeDecorator, TypeEngine
 
 from crm_api.custom_fields.models import FieldType
 
 _KEY = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+class _JsonNumber(TypeDecorator[Any]):
+    """A JSON number as SQL: NUMERIC on PostgreSQL (jsonb keeps every digit). SQLite keeps a
+    double and SQLAlchemy's Numeric would round it to 10 places on the way out, so a keyset
+    cursor made from it would no longer find its row: there it is a float both ways."""
+
+    impl = Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Float())
+        return dialect.type_descriptor(Numeric())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return float(value) if value is not None and dialect.name == "sqlite" else value
+
+
 _SQL_TYPES: dict[FieldType, TypeEngine[Any]] = {
-    FieldType.number: Numeric(),
+    FieldType.number: _JsonNumber(),
     FieldType.boolean: Boolean(),
 }
 _PG_JSON_TYPE = {FieldType.number: "number", FieldType.boolean: "boolean"}

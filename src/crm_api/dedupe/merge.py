@@ -38,6 +38,7 @@ from crm_api.core.ids import utcnow
 from crm_api.core.principal import Principal
 from crm_api.core.reader import Reader, Row
 from crm_api.core.records import OwnerDirectory, RecordService
+from crm_api.custom_fields.catalog import CATALOG
 from crm_api.deals.service import DealService
 from crm_api.dedupe.schemas import COMPANY_FIELDS, CONTACT_FIELDS
 from crm_api.tasks.service import TaskService
@@ -203,21 +204,36 @@ class Merger:
                             chosen = duplicate
                             break
             values.update((column, chosen[column]) for column in columns)
-        custom = dict(primary["custom_fields"])
+        patch = await self._custom_patch(primary, duplicates, by_id, field_choices)
+        if patch:
+            values["custom_fields"] = patch
+        return {key: value for key, value in values.items() if value != primary[key]}
+
+    async def _custom_patch(
+        self,
+        primary: Row,
+        duplicates: Sequence[Row],
+        by_id: Mapping[UUID, Row],
+        field_choices: Mapping[str, UUID],
+    ) -> dict[str, Any]:
+        """The primary's custom field changes, as a PATCH sends them (null clears a value):
+        its blanks filled from the duplicates (live fields only: an archived or unknown key is
+        kept where it is, not spread), then the values `field_choices` names."""
+        rules = self.records.kind.custom_fields
+        definitions = await CATALOG.definitions(self.reader, rules.object_type) if rules else {}
+        current = primary["custom_fields"]
+        patch: dict[str, Any] = {}
         for duplicate in duplicates:
             for key, value in duplicate["custom_fields"].items():
-                if custom.get(key) is None and value is not None:
-                    custom[key] = value
+                definition = definitions.get(key)
+                live = definition is not None and not definition.archived
+                if live and value is not None and current.get(key) is None:
+                    patch.setdefault(key, value)
         for field, source in field_choices.items():
             if field.startswith(CUSTOM):
                 key = field.removeprefix(CUSTOM)
-                value = by_id[source]["custom_fields"].get(key)
-                if value is None:
-                    custom.pop(key, None)
-                else:
-                    custom[key] = value
-        values["custom_fields"] = custom
-        return {key: value for key, value in values.items() if value != primary[key]}
+                patch[key] = by_id[source]["custom_fields"].get(key)
+        return {key: value for key, value in patch.items() if current.get(key) != value}
 
     async def _fresh(self, record_id: UUID) -> Row:
         row = await self.records.repository.lock(record_id)

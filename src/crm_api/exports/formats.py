@@ -8,7 +8,6 @@ every JSON response). CSV flattens them into columns; its cells read as the JSON
 
 import csv
 import io
-import re
 from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -17,14 +16,12 @@ from operator import itemgetter
 from typing import Any
 
 from crm_api.core.responses import dump_json
+from crm_api.core.spreadsheet import guarded
 
 Record = dict[str, Any]
 Pages = AsyncGenerator[list[Record], None]
 
 LIST_SEPARATOR = ";"
-FORMULA_STARTS = "=+-@\t\r"
-"""What makes spreadsheet apps read a cell as a formula (OWASP's CSV injection list)."""
-_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +50,6 @@ def nested(outer: str, *inner: str) -> tuple[Column, ...]:
 
 def custom_field(key: str) -> Column:
     return Column(f"custom_fields.{key}", lambda record: record["custom_fields"].get(key))
-
-
-def guarded(text: str) -> str:
-    """`text`, with a leading `'` if a spreadsheet would run it as a formula. A plain number
-    (`-12.5`, an E.164 phone) stays as it is: a spreadsheet reads it as a number, nothing more."""
-    if text and text[0] in FORMULA_STARTS and not _PLAIN_NUMBER.fullmatch(text):
-        return "'" + text
-    return text
 
 
 def _item(value: Any) -> str:

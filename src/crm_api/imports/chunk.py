@@ -177,7 +177,9 @@ class ChunkImport:
 
     async def _checked(self, rows: list[FileRow], result: ChunkResult) -> list[_Row]:
         """The rows whose cells make a valid create body (and, for an upsert, have a key)."""
-        definitions = await CATALOG.definitions(self.service.reader, self.object_type)
+        # Read fresh once per chunk: the job may name a field defined a moment ago, which
+        # this worker process has not cached yet (a cell of an unknown field stays text).
+        definitions = await CATALOG.definitions(self.service.reader, self.object_type, fresh=True)
         checked: list[_Row] = []
         for line, cells in rows:
             try:

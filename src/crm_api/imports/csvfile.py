@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import orjson
 
+from crm_api.core.spreadsheet import guarded
 from crm_api.imports.models import CsvDelimiter
 
 FileRow = tuple[int, list[str]]
@@ -133,8 +134,11 @@ class _Line:
 
 
 def csv_lines(rows: Iterable[list[Any]]) -> str:
-    """`rows` as CSV text: `,` between cells, quoted where needed, CRLF after each row."""
+    """`rows` as CSV text: `,` between cells, quoted where needed, CRLF after each row; text a
+    spreadsheet would run as a formula is defused (the cells come from the uploaded file)."""
     target = _Line()
     writer = csv.writer(target)
-    writer.writerows(rows)
+    writer.writerows(
+        [guarded(cell) if isinstance(cell, str) else cell for cell in row] for row in rows
+    )
     return target.text
