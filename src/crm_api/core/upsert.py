@@ -267,14 +267,24 @@ async def existing_records(
     return found
 
 
-# The lookups run as prepared statements, and PostgreSQL may keep a generic plan made while
-# the table was empty, when walking any partial index on `archived_at IS NULL` looks as cheap
-# as probing the right one. During a bulk load that plan stays until autovacuum analyzes the
-# table, and each lookup compares every value with every live row: quadratic. So they are
-# planned per call, for the table's current size; the writes that follow keep cached plans
-# (their foreign-key checks, planned per row, would cost more than the rows).
-_PLAN_PER_CALL = text("SET LOCAL plan_cache_mode = force_custom_plan")
-_PLAN_AS_USUAL = text("SET LOCAL plan_cache_mode = DEFAULT")
+# A table created empty and loaded since (by these very upserts, before autovacuum got to it)
+# has statistics that say its indexes are empty. The planner then takes any partial index on
+# `archived_at IS NULL` (a phone index, say) as cheap as the unique index of the key, walks it
+# whole for each value, and a bulk load turns quadratic. So a batch first brings the statistics
+# up to date when the table has more than doubled since they were taken: a sampled ANALYZE, as
+# after any bulk load, a handful of times over a table's growth.
+_GROWTH = text(
+    "SELECT pg_relation_size(oid) / current_setting('block_size')::int > 2 * greatest(relpages, 8)"
+    " FROM pg_class WHERE oid = CAST(:name AS regclass)"
+)
+
+
+async def _ensure_statistics(service: RecordService) -> None:
+    if service.reader.db.is_sqlite:
+        return
+    table = service.kind.table.name
+    if await service.session.scalar(_GROWTH, {"name": table}):
+        await service.session.execute(text(f"ANALYZE {table}"))
 
 
 async def _find_live(
@@ -282,17 +292,11 @@ async def _find_live(
 ) -> list[Row]:
     """The live records whose `column` is one of `values`: whole and locked until commit with
     `lock`, else only their id and `column`."""
-    session = service.session
-    postgres = not service.reader.db.is_sqlite
-    statement = _live_with(service.kind.table, column, postgres, lock)
-    if postgres:
-        await session.execute(_PLAN_PER_CALL)
-    result = await session.execute(statement, {"values": values})
+    await _ensure_statistics(service)
+    statement = _live_with(service.kind.table, column, not service.reader.db.is_sqlite, lock)
+    result = await service.session.execute(statement, {"values": values})
     # Plain str keys: through the LATERAL subquery they are SQLAlchemy label objects.
-    rows = [{str(key): value for key, value in row.items()} for row in result.mappings()]
-    if postgres:
-        await session.execute(_PLAN_AS_USUAL)
-    return rows
+    return [{str(key): value for key, value in row.items()} for row in result.mappings()]
 
 
 def _live_with(table: Table, column: str, postgres: bool, lock: bool) -> Select[Any]:
