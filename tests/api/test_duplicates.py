@@ -7,7 +7,6 @@ names, where the distance counts inserted and deleted characters (a changed lett
 each), taken as written or with the words sorted, whichever is higher.
 """
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -15,26 +14,17 @@ import pytest
 
 from crm_api.dedupe import service as duplicate_service
 from tests.api.factories import archive, create_company, create_contact
-from tests.api.helpers import assert_problem, error_fields
+from tests.api.helpers import (  # ids_follow_creation_order: an autouse fixture
+    assert_problem,
+    error_fields,
+    ids_follow_creation_order,  # noqa: F401
+)
 from tests.conftest import Actor
 
 CONTACTS = "/v1/contacts/duplicates"
 COMPANIES = "/v1/companies/duplicates"
 PHONE = "+14155552671"
 OTHER_PHONE = "+14155552672"
-
-
-@pytest.fixture(autouse=True)
-def ids_follow_creation_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ids are time-ordered to the millisecond: a pause before each POST makes the order
-    records were created in their id order, which these tests spell out."""
-    post = httpx.AsyncClient.post
-
-    async def paused(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> httpx.Response:
-        await asyncio.sleep(0.002)
-        return await post(self, *args, **kwargs)
-
-    monkeypatch.setattr(httpx.AsyncClient, "post", paused)
 
 
 async def duplicates(client: httpx.AsyncClient, path: str, **params: Any) -> dict[str, Any]:

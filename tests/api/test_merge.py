@@ -22,26 +22,17 @@ from tests.api.factories import (
     list_ids,
     unique_domain,
 )
-from tests.api.helpers import assert_problem, error_fields
+from tests.api.helpers import (  # ids_follow_creation_order: an autouse fixture
+    assert_problem,
+    error_fields,
+    ids_follow_creation_order,  # noqa: F401
+)
 from tests.conftest import Actor
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 PHONE = "+14155552671"
 CONTACTS = "/v1/contacts"
 COMPANIES = "/v1/companies"
-
-
-@pytest.fixture(autouse=True)
-def ids_follow_creation_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ids are time-ordered to the millisecond: a pause before each POST makes the order
-    records were created in their id order, which these tests spell out."""
-    post = httpx.AsyncClient.post
-
-    async def paused(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> httpx.Response:
-        await asyncio.sleep(0.002)
-        return await post(self, *args, **kwargs)
-
-    monkeypatch.setattr(httpx.AsyncClient, "post", paused)
 
 
 def iso(moment: datetime) -> str:
