@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -21,8 +23,9 @@ from crm_api.contacts.router import company_contacts_router
 from crm_api.contacts.router import router as contacts_router
 from crm_api.core.db import Database
 from crm_api.core.docs import add_docs
-from crm_api.core.errors import DomainError, problem_response
+from crm_api.core.errors import Busy, Conflict, DomainError, problem_response
 from crm_api.core.filters import NODE_TAGS
+from crm_api.core.integrity import is_foreign_key_violation, is_transient
 from crm_api.core.logging import configure_logging, request_id_var
 from crm_api.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from crm_api.core.migrations import head_revisions
@@ -102,7 +105,11 @@ TAGS = [
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    db = Database(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        lock_timeout_ms=settings.lock_timeout_ms,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -228,10 +235,27 @@ def _add_problem_handlers(app: FastAPI) -> None:
             error.status_code, slug, detail, headers=headers, request_id=request_id_var.get()
         )
 
+    async def database_error(request: Request, error: Exception) -> Response:
+        # The request's transaction has rolled back by now: nothing of it was written.
+        if is_transient(error):
+            busy = Busy(
+                "The database gave up on this request because of concurrent writes (a deadlock, "
+                "or a lock held past the lock timeout). Nothing was written; retry it."
+            )
+            return await domain_error(request, busy)
+        if is_foreign_key_violation(error):
+            gone = Conflict(
+                "A record this request refers to was removed while it ran. Nothing was written."
+            )
+            return await domain_error(request, gone)
+        raise error  # a 500, from the request-context middleware
+
     async def replay(_: Request, error: Exception) -> Response:
         assert isinstance(error, Replay)
         return error.response()
 
+    app.add_exception_handler(DBAPIError, database_error)
+    app.add_exception_handler(asyncpg.PostgresError, database_error)
     app.add_exception_handler(Replay, replay)
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)

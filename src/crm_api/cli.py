@@ -70,7 +70,11 @@ def cmd_worker(_: argparse.Namespace) -> None:
     settings = get_settings()
 
     async def work() -> None:
-        db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        db = Database(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            lock_timeout_ms=settings.lock_timeout_ms,
+        )
         await db.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

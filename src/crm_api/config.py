@@ -17,6 +17,13 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL; unset means a SQLite file `crm.db` in the working dir.",
     )
     db_pool_size: int = Field(default=10, ge=1, description="Connections per process (PostgreSQL).")
+    lock_timeout_ms: int = Field(
+        default=5000,
+        ge=1,
+        le=600_000,
+        description="How long a request waits for a lock another transaction holds (a row it "
+        "updates, SQLite's write lock) before it gets 503 with Retry-After, nothing written.",
+    )
     default_phone_region: str = Field(
         default="US", min_length=2, max_length=2, description="Region for phones without +prefix."
     )

@@ -1,5 +1,6 @@
 """Engine, sessions, the declarative base and the column types both databases share."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -223,15 +224,18 @@ def _lower(value: str | None) -> str | None:
     return None if value is None else value.lower()
 
 
-def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # SQLite's own lower() folds ASCII only; case-insensitive search needs all of Unicode.
-    dbapi_connection.create_function("unicode_lower", 1, _lower, deterministic=True)
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
+def _sqlite_setup(lock_timeout_ms: int) -> Callable[[Any, Any], None]:
+    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # SQLite's own lower() folds ASCII only; case-insensitive search needs all of Unicode.
+        dbapi_connection.create_function("unicode_lower", 1, _lower, deterministic=True)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout_ms)}")
+        cursor.close()
+
+    return set_pragmas
 
 
 SERVER_SETTINGS = {"jit": "off"}
@@ -240,10 +244,21 @@ with accurate estimates; for these queries it cost seconds per statement (a metr
 whose estimated cost crosses jit_above_cost spent 4 s compiling for 1 s of execution)."""
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+DEFAULT_LOCK_TIMEOUT_MS = 5000
+
+
+def _server_settings(lock_timeout_ms: int) -> dict[str, str]:
+    return {**SERVER_SETTINGS, "lock_timeout": str(int(lock_timeout_ms))}
+
+
+def create_engine(
+    url: str, *, pool_size: int = 10, lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS
+) -> AsyncEngine:
+    """`lock_timeout_ms`: how long a statement waits for a lock (PostgreSQL's lock_timeout,
+    SQLite's busy timeout) before it fails, as a transient error (core.integrity)."""
     if is_sqlite(url):
         engine = create_async_engine(url, json_serializer=json_text)
-        event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_setup(lock_timeout_ms))
         return engine
     return create_async_engine(
         url,
@@ -252,7 +267,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
-        connect_args={"server_settings": SERVER_SETTINGS},
+        connect_args={"server_settings": _server_settings(lock_timeout_ms)},
     )
 
 
@@ -289,10 +304,13 @@ async def _reset_raw_connection(connection: asyncpg.Connection) -> None:
 class Database:
     """The engine and session factory; on PostgreSQL also a raw asyncpg pool for hot reads."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS
+    ) -> None:
         self.url = url
         self.pool_size = pool_size
-        self.engine = create_engine(url, pool_size=pool_size)
+        self.lock_timeout_ms = lock_timeout_ms
+        self.engine = create_engine(url, pool_size=pool_size, lock_timeout_ms=lock_timeout_ms)
         self.sessionmaker = create_sessionmaker(self.engine)
         self.raw_pool: asyncpg.Pool | None = None
 
@@ -310,7 +328,7 @@ class Database:
             max_size=self.pool_size,
             init=_init_raw_connection,
             reset=_reset_raw_connection,
-            server_settings=SERVER_SETTINGS,
+            server_settings=_server_settings(self.lock_timeout_ms),
         )
 
     async def close(self) -> None:

@@ -98,6 +98,15 @@ class Unauthorized(DomainError):
     headers = {"WWW-Authenticate": 'Bearer realm="crm-api"'}
 
 
+class Busy(DomainError):
+    """The database gave up on the request for concurrency's sake (a deadlock, a lock held past
+    the lock timeout); its transaction rolled back, so a retry is safe."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    slug = "busy"
+    headers = {"Retry-After": "1"}
+
+
 class Invalid(DomainError):
     """A semantically invalid request; `errors` names the fields."""
 

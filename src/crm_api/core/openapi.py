@@ -20,18 +20,25 @@ _DESCRIPTIONS = {
     500: "Unexpected server error",
     503: "Not ready: the database is unreachable or not migrated",
 }
+_PROBLEM = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_BUSY = {
+    "description": "Busy: a deadlock, or a lock held past the lock timeout by concurrent writes; "
+    "nothing was written. Retry after `Retry-After` seconds",
+    "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+    "content": _PROBLEM,
+}
 
 
 def problems(*statuses: int, authenticated: bool = True) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for the given error statuses, plus the ones every endpoint can return."""
+    """`responses=` for the given error statuses, plus the ones every endpoint can return (an
+    authenticated one runs a transaction, which can be busy)."""
     codes = sorted({*statuses, 500} | ({401, 422} if authenticated else set()))
-    return {
-        code: {
-            "description": _DESCRIPTIONS[code],
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for code in codes
+    declared: dict[int | str, dict[str, Any]] = {
+        code: {"description": _DESCRIPTIONS[code], "content": _PROBLEM} for code in codes
     }
+    if authenticated:
+        declared[503] = _BUSY
+    return declared
 
 
 def download(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
