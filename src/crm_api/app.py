@@ -27,7 +27,11 @@ from crm_api.core.errors import Busy, Conflict, DomainError, problem_response
 from crm_api.core.filters import NODE_TAGS
 from crm_api.core.integrity import is_foreign_key_violation, is_transient
 from crm_api.core.logging import configure_logging, request_id_var
-from crm_api.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from crm_api.core.middleware import (
+    AuthenticatedUploadsMiddleware,
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+)
 from crm_api.core.migrations import head_revisions
 from crm_api.core.openapi import build_openapi
 from crm_api.custom_fields.router import router as custom_fields_router
@@ -172,6 +176,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         uploads={IMPORTS_PATH: settings.import_max_bytes},
+    )
+    app.add_middleware(
+        AuthenticatedUploadsMiddleware,
+        paths=[IMPORTS_PATH],
+        authenticate=app.state.authenticator.authenticate,
     )
     app.add_middleware(RequestContextMiddleware, log_requests=settings.access_log)
 

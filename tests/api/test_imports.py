@@ -871,6 +871,46 @@ class TestAccess:
         response = await upload(viewer, "Email\na@example.com\n", {"Email": "email"})
         assert_problem(response, 403, "forbidden")
 
+    @pytest.mark.parametrize("authorization", [None, b"Bearer crm_unknown", b"Basic eDp5"])
+    async def test_an_upload_without_a_valid_key_is_401_before_its_body_is_read(
+        self, app: Any, db: Database, authorization: bytes | None
+    ) -> None:
+        async def receive() -> dict[str, Any]:
+            raise AssertionError("the body was read")
+
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        headers = [
+            (b"content-type", b"multipart/form-data; boundary=x"),
+            (b"content-length", b"40000000"),
+            *([(b"authorization", authorization)] if authorization else []),
+        ]
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/imports",
+            "raw_path": b"/v1/imports",
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("203.0.113.9", 50000),
+            "server": ("test", 80),
+        }
+
+        await app(scope, receive, send)
+
+        response = httpx.Response(
+            sent[0]["status"], headers=sent[0]["headers"], content=sent[1]["body"]
+        )
+        assert_problem(response, 401, "unauthorized")
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
     async def test_reps_import_records_they_own(
         self, rep: Actor, admin: Actor, db: Database, settings: Settings
     ) -> None:
