@@ -204,6 +204,15 @@ class TestFullText:
         found = await search(rep, "deals", query="renewal")
         assert [d["name"] for d in found["data"]] == ["Initech renewal 2027"]
 
+    async def test_accents_are_ignored_both_ways(self, rep: Actor) -> None:
+        await create_contact(rep, first_name="José", last_name="Müller", email=unique_email("j"))
+        await create_contact(rep, first_name="Jose", last_name="Muller", email=unique_email("k"))
+        await create_company(rep, name="Crème Brûlée Ltd", domain="creme.example")
+        for query in ("jose muller", "JOSÉ MÜLLER", "josé mull"):
+            assert sorted(names(await search(rep, "contacts", query=query))) == ["Jose", "José"]
+        found = await search(rep, "companies", query="brulee creme")
+        assert [c["name"] for c in found["data"]] == ["Crème Brûlée Ltd"]
+
 
 class TestPaging:
     async def test_cursors_walk_the_whole_result_in_any_order(

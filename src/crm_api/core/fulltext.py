@@ -2,11 +2,14 @@
 
 PostgreSQL: a `tsvector` of the columns (the `simple` configuration: no stemming, names and
 emails are not words of a language), matched by prefix (`word:*`) and ranked by `ts_rank`; an
-expression GIN index (migration 0013) holds exactly the document below. SQLite: an FTS5 table
+expression GIN index (migration 0016) holds exactly the document below. SQLite: an FTS5 table
 `<table>_fts` kept by triggers (migration 0013), matched by prefix (`"word"*`) and ranked by
 `bm25`. Both are updated in the writing transaction: a record is findable once its write returns.
 
-Emails count as words at their dots and @ (`jane.doe@acme.com` is found by `acme`).
+Emails count as words at their dots and @ (`jane.doe@acme.com` is found by `acme`). Accents do
+not count (`muller` finds Müller, `jose` José): FTS5's tokenizer drops them on SQLite, and on
+PostgreSQL both the document and the query go through `crm_unaccent` (migration 0016: the
+`unaccent` extension's function, made immutable so an index can hold it).
 """
 
 from dataclasses import dataclass
@@ -36,7 +39,7 @@ class TextIndex:
                 column = f"translate({column}, '@.', '  ')"
             parts.append(f"coalesce({column}, '')")
         text = " || ' ' || ".join(parts)
-        return f"to_tsvector('simple'::regconfig, {text})"
+        return f"to_tsvector('simple'::regconfig, crm_unaccent({text}))"
 
 
 class _OverText(FunctionElement[Any]):
@@ -72,16 +75,20 @@ def _query(element: FunctionElement[Any], compiler: Any, **kw: Any) -> str:
     return str(compiler.process(element.clauses, **kw))
 
 
+def _tsquery(query: str) -> str:
+    return f"to_tsquery('simple'::regconfig, crm_unaccent({query}))"
+
+
 @compiles(text_match, "postgresql")
 def _text_match_pg(element: text_match, compiler: Any, **kw: Any) -> str:
     query = _query(element, compiler, **kw)
-    return f"({element.index.document()} @@ to_tsquery('simple'::regconfig, {query}))"
+    return f"({element.index.document()} @@ {_tsquery(query)})"
 
 
 @compiles(text_rank, "postgresql")
 def _text_rank_pg(element: text_rank, compiler: Any, **kw: Any) -> str:
     query = _query(element, compiler, **kw)
-    rank = f"ts_rank({element.index.document()}, to_tsquery('simple'::regconfig, {query}))"
+    rank = f"ts_rank({element.index.document()}, {_tsquery(query)})"
     return f"CAST({rank} AS double precision)"
 
 
