@@ -96,7 +96,12 @@ class TestIfMatchForms:
         response = await rep.client.patch(
             f"/v1/contacts/{contact['id']}", json={"title": "x"}, headers={"If-Match": 'W/"1"'}
         )
-        assert assert_problem(response, 412, "precondition-failed")["current_version"] == 1
+        body = assert_problem(response, 412, "precondition-failed")
+        assert body["current_version"] == 1
+        assert body["detail"] == (
+            "If-Match held only weak ETags, which never match; the record is at version 1: "
+            "send its ETag as returned."
+        )
 
     async def test_a_list_matches_any_of_its_versions(self, rep: Actor) -> None:
         contact = await create_contact(rep)

@@ -212,3 +212,9 @@ async def test_a_secret_shown_once_is_not_stored_nor_replayed(admin: Actor, db: 
     for body in stored:
         assert first.json()["secret"] not in body
         assert hook.json()["secret"] not in body
+    # The contract says so: the replay still matches its declared schema.
+    schemas = (await admin.client.get("/openapi.json")).json()["components"]["schemas"]
+    for name in ("ApiKeyCreated", "WebhookWithSecret"):
+        assert "secret" in schemas[name]["properties"]
+        assert "secret" not in schemas[name]["required"]
+    assert set(schemas["ApiKeyCreated"]["required"]) <= again.json().keys()

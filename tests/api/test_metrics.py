@@ -1176,6 +1176,12 @@ async def get_problem(
     assert error_fields(assert_problem(response, 422, "validation")) == {field}, response.text
 
 
+WINDOWED = (
+    "forecast", "win-rate", "deal-size", "sales-cycle", "stage-funnel", "lead-response",
+    "conversion-by-source", "activity", "retention",
+)  # fmt: skip
+
+
 class TestBadInput:
     async def test_bad_windows(self, viewer: Actor) -> None:
         client = viewer.client
@@ -1188,6 +1194,21 @@ class TestBadInput:
         ):
             await get_problem(client, "/v1/metrics/win-rate", params, "query.from")
         await get_problem(client, "/v1/metrics/win-rate", {"to": "2026-13-01"}, "query.to")
+        # Days at the calendar's ends: the window's arithmetic would leave it (they were 500s).
+        for name in WINDOWED:
+            path = f"/v1/metrics/{name}"
+            await get_problem(client, path, {"to": "0001-03-01"}, "query.to")
+            await get_problem(
+                client, path, {"from": "0999-12-31", "to": "1000-01-01"}, "query.from"
+            )
+            last_day = {"from": "9999-12-31", "to": "9999-12-31"}
+            response = await client.get(path, params=last_day)
+            body = assert_problem(response, 422, "validation")
+            assert error_fields(body) == {"query.from", "query.to"}, (name, response.text)
+            edges = {"from": "1000-01-01", "to": "1000-01-01"}
+            assert (await client.get(path, params=edges)).status_code == 200, name
+            edges = {"from": "8999-12-31", "to": "8999-12-31"}
+            assert (await client.get(path, params=edges)).status_code == 200, name
 
         # Exactly five calendar years is allowed (the README's example).
         five_years = {"from": "2021-11-22", "to": "2026-11-22"}

@@ -300,6 +300,23 @@ class TestIndexes:
 
 
 class TestEdges:
+    async def test_integers_beyond_a_column_are_422(self, rep: Actor) -> None:
+        for field in ("employee_count", "version"):
+            for value in (2**31, -(2**31) - 1, 2**63):
+                response = await rep.client.post(
+                    "/v1/companies/search", json={"filter": condition(field, "gt", value)}
+                )
+                assert error_fields(assert_problem(response, 422, "validation")) == {
+                    "body.filter.value"
+                }, (field, value)
+            response = await rep.client.post(
+                "/v1/companies/search", json={"filter": condition(field, "lt", 2**31 - 1)}
+            )
+            assert response.status_code == 200, response.text
+        deep = {"field": "company.employee_count", "op": "in", "value": [1, 2**31]}
+        response = await rep.client.post("/v1/contacts/search", json={"filter": deep})
+        assert error_fields(assert_problem(response, 422, "validation")) == {"body.filter.value.1"}
+
     async def test_decimal_values_beyond_a_column_are_422(self, rep: Actor) -> None:
         for value in ("0.00001", "99999999999999999999", "1e15"):
             response = await rep.client.post(

@@ -334,6 +334,18 @@ class TestActivation:
         assert me.status_code == 200, me.text
         assert me.json()["active"] is True
 
+    async def test_admin_cannot_change_their_own_role(self, admin: Actor) -> None:
+        path = f"/v1/users/{admin.id}"
+        response = await admin.client.patch(path, json={"role": "viewer"})
+        body = assert_problem(response, 409, "conflict")
+        assert body["detail"] == "You cannot change your own role; another admin can."
+        me = (await admin.client.get("/v1/users/me")).json()
+        assert (me["role"], me["version"]) == ("admin", 1)
+        # Their other fields, and the same role, are theirs to send.
+        same = await admin.client.patch(path, json={"role": "admin", "name": "Renamed"})
+        assert same.status_code == 200, same.text
+        assert (same.json()["role"], same.json()["name"]) == ("admin", "Renamed")
+
     async def test_unknown_user_is_404(self, admin: Actor) -> None:
         response = await admin.client.post(
             "/v1/users/01a203b2-0000-7000-8000-000000000000/deactivate"

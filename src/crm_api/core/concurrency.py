@@ -35,8 +35,12 @@ def parse_if_match(header: str | None) -> Versions | None:
 
 def check_version(expected: Versions | None, current: int) -> None:
     if expected is not None and current not in expected:
-        wanted = ", ".join(str(v) for v in sorted(expected)) or "no strong ETag"
-        raise PreconditionFailed(
-            f"The record is at version {current}, not {wanted}. Re-read it and retry.",
-            current_version=current,
-        )
+        if expected:
+            wanted = ", ".join(str(v) for v in sorted(expected))
+            detail = f"The record is at version {current}, not {wanted}. Re-read it and retry."
+        else:
+            detail = (
+                f"If-Match held only weak ETags, which never match; the record is at version "
+                f"{current}: send its ETag as returned."
+            )
+        raise PreconditionFailed(detail, current_version=current)

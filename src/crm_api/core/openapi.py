@@ -84,8 +84,9 @@ IDEMPOTENCY_KEY = {
     "required": False,
     "description": "Makes a retry safe: the same key with the same request within 24 h gets the "
     "first response again (with `Idempotent-Replayed: true`) instead of running twice; with "
-    "another request, 422; while the first still runs, 409. Per API key; 1 to 255 visible "
-    "ASCII characters (400 otherwise).",
+    "another request, 422; while the first still runs, 409. A replay of a response that "
+    "showed a secret once (a new API key or webhook secret) leaves the secret out. Per API "
+    "key; 1 to 255 visible ASCII characters (400 otherwise).",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
 _REPLAYED = {

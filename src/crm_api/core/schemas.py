@@ -84,6 +84,17 @@ class ReadModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+def _secret_not_required(schema: dict[str, Any]) -> None:
+    schema["required"] = [name for name in schema.get("required", []) if name != "secret"]
+
+
+class WithSecret(ReadModel):
+    """A response that shows a `secret` once (see `core.responses.SHOWN_ONCE`): an idempotent
+    replay of it, which stores no secret, leaves the property out, so it is not required."""
+
+    model_config = ConfigDict(json_schema_extra=_secret_not_required)
+
+
 class Page(BaseModel, Generic[T]):
     data: list[T]
     next_cursor: str | None = Field(

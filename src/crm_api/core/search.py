@@ -24,7 +24,7 @@ from uuid import UUID
 
 from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, not_, or_, select
 from sqlalchemy.sql.elements import KeyedColumnElement
-from sqlalchemy.types import Boolean, Date, Integer, Numeric, String, Uuid
+from sqlalchemy.types import BigInteger, Boolean, Date, Integer, Numeric, String, Uuid
 
 from crm_api.core.db import FixedDecimal, UTCDateTime, unicode_lower
 from crm_api.core.errors import Invalid
@@ -285,8 +285,13 @@ def _choice(spec: Field, value: Any) -> str:
 
 
 def _integer(spec: Field, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
+    if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("must be an integer")
+    # The column's own width (PostgreSQL's INTEGER is 32 bits), so a value the database could
+    # not bind is a 422 on both databases, not a failed statement.
+    bits = 64 if isinstance(spec.value().type, BigInteger) else 32
+    if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        raise ValueError(f"must be an integer from -2^{bits - 1} to 2^{bits - 1}-1")
     return value
 
 

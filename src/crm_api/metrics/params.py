@@ -15,6 +15,10 @@ from crm_api.core.schemas import Currency, Day, SafeStr
 
 DEFAULT_DAYS = 90
 MAX_YEARS = 5
+EARLIEST, LATEST = date(1000, 1, 1), date(8999, 12, 31)
+"""The days a window may hold: far enough from the calendar's ends (years 1 and 9999) that no
+metric's date arithmetic around its window (the day after it, years or months before) leaves
+the calendar."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +56,26 @@ async def get_window(
         Query(
             alias="from",
             description=f"First day (UTC), `YYYY-MM-DD`, included; default: {DEFAULT_DAYS - 1} "
-            "days before `to`.",
+            f"days before `to`. Days from {EARLIEST} to {LATEST}.",
         ),
     ] = None,
     last: Annotated[
         Day | None,
-        Query(alias="to", description="Last day (UTC), `YYYY-MM-DD`, included; default: today."),
+        Query(
+            alias="to",
+            description=f"Last day (UTC), `YYYY-MM-DD`, included; default: today. Days from "
+            f"{EARLIEST} to {LATEST}.",
+        ),
     ] = None,
 ) -> Window:
+    covered = f"must be from {EARLIEST.isoformat()} to {LATEST.isoformat()}"
+    beyond = [
+        (name, covered)
+        for day, name in ((first, "query.from"), (last, "query.to"))
+        if day is not None and not EARLIEST <= day <= LATEST
+    ]
+    if beyond:
+        raise Invalid("The window is outside the days metrics cover.", beyond)
     last = last or utcnow().date()
     first = first or last - timedelta(days=DEFAULT_DAYS - 1)
     if first > last:

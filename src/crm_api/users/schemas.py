@@ -7,7 +7,7 @@ from pydantic import StringConstraints as Str
 
 from crm_api.core.enums import Role
 from crm_api.core.principal import ALL_SCOPES
-from crm_api.core.schemas import Email, InputModel, Name, NotNullable, ReadModel
+from crm_api.core.schemas import Email, InputModel, Name, NotNullable, ReadModel, WithSecret
 from crm_api.core.schemas import Label as Team
 
 
@@ -59,5 +59,8 @@ class ApiKeyRead(ReadModel):
     revoked_at: datetime | None
 
 
-class ApiKeyCreated(ApiKeyRead):
-    secret: str = Field(description="The key itself. Shown once; only a hash is stored.")
+class ApiKeyCreated(ApiKeyRead, WithSecret):
+    secret: str = Field(
+        description="The key itself. Shown once, only a hash is stored: an idempotent replay "
+        "of this response leaves it out."
+    )

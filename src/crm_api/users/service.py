@@ -94,12 +94,20 @@ class UserService:
         self._require_admin()
         current = await self._locked(user_id)
         check_version(expected_version, current["version"])
+        # As with deactivation: an admin who demoted themself could not undo it, and might
+        # have been the last admin.
+        demoting = "role" in values and values["role"] != current["role"]
+        if demoting and self._is_caller(user_id):
+            raise Conflict("You cannot change your own role; another admin can.")
         return await self._apply(current, values)
+
+    def _is_caller(self, user_id: UUID) -> bool:
+        return self.principal is not None and user_id == self.principal.user_id
 
     async def set_active(self, user_id: UUID, active: bool) -> Row:
         self._require_admin()
         current = await self._locked(user_id)
-        if self.principal is not None and user_id == self.principal.user_id and not active:
+        if self._is_caller(user_id) and not active:
             raise Conflict("You cannot deactivate yourself.")
         return await self._apply(current, {"active": active})
 

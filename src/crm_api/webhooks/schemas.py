@@ -6,7 +6,7 @@ from uuid import UUID
 from pydantic import Field, field_validator
 from pydantic import StringConstraints as Str
 
-from crm_api.core.schemas import InputModel, NotNullable, ReadModel
+from crm_api.core.schemas import InputModel, NotNullable, ReadModel, WithSecret
 from crm_api.webhooks.targets import RefusedTarget, check_url
 
 EVENT_TYPE_PATTERN = r"^[a-z_]+\.[a-z_]+$"
@@ -70,8 +70,11 @@ class WebhookRead(ReadModel):
     version: int
 
 
-class WebhookWithSecret(WebhookRead):
-    secret: str = Field(description="`whsec_…`: shown only now; verify signatures with it.")
+class WebhookWithSecret(WebhookRead, WithSecret):
+    secret: str = Field(
+        description="`whsec_…`: shown only now (an idempotent replay of this response leaves it "
+        "out); verify signatures with it."
+    )
 
 
 class SecretRotation(InputModel):
