@@ -9,14 +9,15 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, insert, select, update
 
 from crm_api.app import create_app
 from crm_api.config import Settings
-from crm_api.core.db import Database
+from crm_api.core.db import Database, take_turn
 from crm_api.core.events import event_row, events, feed_state
 from crm_api.core.ids import utcnow, uuid7
-from crm_api.feed.sequencer import PURGED_THROUGH
+from crm_api.feed.sequencer import PURGED_THROUGH, SEQUENCER_TURN, place_committed
 from crm_api.idempotency.models import idempotency_keys
 from crm_api.worker.runner import Worker
 from tests.conftest import Actor
@@ -112,3 +113,26 @@ async def wait_for(read: Any, done: Any) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"still not done: {found}")
+
+
+async def test_a_round_waits_its_turn_past_the_lock_timeout(
+    db: Database, settings: Settings
+) -> None:
+    """Requests give up on a lock after the lock timeout (503); a worker step waiting for its
+    turn does not: it waits for the run holding it, here longer than the timeout."""
+    if db.is_sqlite:
+        pytest.skip("SQLite's worker steps take its write lock, which the busy timeout bounds")
+    impatient = Database(settings.database_url, lock_timeout_ms=50)
+    await impatient.start()
+    try:
+        await add_event(db, "waiting")
+        async with db.sessionmaker() as holder:
+            await take_turn(holder, SEQUENCER_TURN)
+            waiting = asyncio.create_task(place_committed(impatient))
+            await asyncio.sleep(0.5)  # ten lock timeouts
+            assert not waiting.done()
+            await holder.commit()
+        assert await waiting == 1
+        assert (await sequences(db))[-1] is not None
+    finally:
+        await impatient.close()

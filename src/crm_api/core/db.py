@@ -286,6 +286,15 @@ async def lock_for_write(session: AsyncSession) -> None:
         await connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+async def take_turn(session: AsyncSession, lock: int) -> None:
+    """Waits, as long as it takes, for the PostgreSQL advisory lock `lock` (held until the
+    transaction ends): how worker steps that must not overlap take turns. The lock timeout is
+    for requests, which should not hang; a worker waiting its turn (a retention purge can hold
+    one a while) would only fail its round."""
+    await session.execute(text("SET LOCAL lock_timeout = 0"))
+    await session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": lock})
+
+
 async def _init_raw_connection(connection: asyncpg.Connection) -> None:
     for json_type in ("json", "jsonb"):
         await connection.set_type_codec(

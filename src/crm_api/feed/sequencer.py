@@ -18,13 +18,13 @@ from sqlalchemy import Insert, bindparam, case, delete, func, select, text, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_api.core.db import Database, lock_for_write
+from crm_api.core.db import Database, lock_for_write, take_turn
 from crm_api.core.events import events, feed_state
 
 BATCH = 5000
 PURGED_THROUGH = "purged_through"  # feed_state: the largest position retention deleted
-_LOCK = text("SELECT pg_advisory_xact_lock(7364930201)")
-_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(7364930201)")
+SEQUENCER_TURN = 7364930201
+_TRY_LOCK = text(f"SELECT pg_try_advisory_xact_lock({SEQUENCER_TURN})")
 
 _placed = events.alias("placed")
 _last_placed = select(func.coalesce(func.max(_placed.c.sequence), 0)).scalar_subquery()
@@ -55,8 +55,10 @@ async def _take_turn(db: Database, session: AsyncSession, wait: bool) -> bool:
     if db.is_sqlite:
         await lock_for_write(session)  # its single writer: take the write lock before reading
         return True
-    locked = await session.scalar(_LOCK if wait else _TRY_LOCK)
-    return wait or bool(locked)
+    if wait:
+        await take_turn(session, SEQUENCER_TURN)
+        return True
+    return bool(await session.scalar(_TRY_LOCK))
 
 
 async def place_committed(db: Database, *, wait: bool = True) -> int:

@@ -20,12 +20,12 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import and_, bindparam, func, insert, select, text, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.config import Settings
 from crm_api.core.changes import write_change
-from crm_api.core.db import Database, lock_for_write
+from crm_api.core.db import Database, lock_for_write, take_turn
 from crm_api.core.enums import Role
 from crm_api.core.events import events
 from crm_api.core.ids import utcnow, uuid7
@@ -48,7 +48,7 @@ LEASE = timedelta(minutes=2)  # longer than any send (the timeout is at most 60 
 # are not all retried together.
 RETRY_DELAYS = (30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800, 28800)
 MAX_RETRY_AFTER = timedelta(hours=24)
-_LOCK = text("SELECT pg_advisory_xact_lock(7364930202)")
+_FAN_OUT_TURN = 7364930202
 _SUBSCRIPTION = subscriptions.c
 # A subscription sends while it is active and its creator may still read everything (an active
 # manager or admin): demoting or deactivating the creator stops it.
@@ -91,7 +91,7 @@ async def fan_out(db: Database) -> int:
         if db.is_sqlite:
             await lock_for_write(session)
         else:
-            await session.execute(_LOCK)
+            await take_turn(session, _FAN_OUT_TURN)
         behind = await session.execute(_BEHIND, {"end": end})
         for subscription in [dict(row) for row in behind.mappings()]:
             written += await _fan_out_to(session, subscription, end)
