@@ -43,6 +43,21 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Any:
             server.wait(timeout=30)
 
 
+class RetryWhenBusy(httpx.AsyncHTTPTransport):
+    """Does what a 503 `busy` problem asks of a client: waits `Retry-After` seconds and sends
+    the request again (it wrote nothing). SQLite's one writer can be held past the lock timeout
+    on a loaded machine, with 8 clients, the connector and the in-process worker all writing."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for _ in range(10):
+            response = await super().handle_async_request(request)
+            if response.status_code != 503:
+                break
+            await response.aclose()
+            await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+        return response
+
+
 async def open_deals(client: httpx.AsyncClient) -> tuple[list[dict[str, Any]], str]:
     """DEALS open deals with two or three line items each, and the won stage's id."""
     response = await client.post("/v1/pipelines", json={"name": "ERP", "stages": STAGES})
@@ -54,13 +69,13 @@ async def open_deals(client: httpx.AsyncClient) -> tuple[list[dict[str, Any]], s
 
     async def one(number: int) -> dict[str, Any]:
         async with gate:
-            deal = (
-                await client.post(
-                    "/v1/deals",
-                    json={"name": f"Deal {number}", "pipeline_id": pipeline["id"],
-                          "company_id": company["id"], "currency": "EUR"},
-                )
-            ).json()  # fmt: skip
+            created = await client.post(
+                "/v1/deals",
+                json={"name": f"Deal {number}", "pipeline_id": pipeline["id"],
+                      "company_id": company["id"], "currency": "EUR"},
+            )  # fmt: skip
+            assert created.status_code == 201, created.text
+            deal = created.json()
             for line in range(2 + number % 2):
                 item = {"name": f"Item {line}", "quantity": str(line + 1),
                         "unit_price": f"{number % 50 + 1}.{line}5"}  # fmt: skip
@@ -98,7 +113,9 @@ def test_every_won_deal_gets_exactly_one_order_despite_crashes(
 
     async def scenario() -> list[dict[str, Any]]:
         headers = {"Authorization": f"Bearer {key}"}
-        async with httpx.AsyncClient(base_url=api, headers=headers, timeout=60) as client:
+        async with httpx.AsyncClient(
+            base_url=api, headers=headers, timeout=60, transport=RetryWhenBusy()
+        ) as client:
             deals, won = await open_deals(client)
             connector = start_connector(api, key, erp)
             winning = asyncio.create_task(win_all(client, deals, won))
