@@ -213,6 +213,17 @@ class TestFullText:
         found = await search(rep, "companies", query="brulee creme")
         assert [c["name"] for c in found["data"]] == ["Crème Brûlée Ltd"]
 
+    async def test_letters_that_unaccent_to_quotes(self, rep: Actor) -> None:
+        # unaccent turns the okina and the modifier apostrophe into ' (these were 500s).
+        await create_company(rep, name="Hawai\u02bbi Tours", domain="hawaii-tours.example")
+        await create_contact(rep, first_name="Seán", last_name="O\u02bcbrien")
+        found = await search(rep, "companies", query="Hawai\u02bbi")
+        assert [c["name"] for c in found["data"]] == ["Hawai\u02bbi Tours"]
+        assert names(await search(rep, "contacts", query="o\u02bcbrien")) == ["Seán"]
+        for query in ("\u02bc", "\u0149 x"):
+            response = await rep.client.post("/v1/contacts/search", json={"query": query})
+            assert response.status_code == 200, response.text
+
 
 class TestPaging:
     async def test_cursors_walk_the_whole_result_in_any_order(
@@ -279,12 +290,12 @@ class TestIndexes:
             pytest.skip("SQLite's full text is its FTS5 tables; it has no GIN indexes")
         statements = {
             "ix_contacts_search": select(contacts.c.id).where(
-                text_match(CONTACT_TEXT, literal("'ada':*"))
+                text_match(CONTACT_TEXT, literal("ada"))
             ),
             "ix_companies_search": select(companies.c.id).where(
-                text_match(COMPANY_TEXT, literal("'acme':*"))
+                text_match(COMPANY_TEXT, literal("acme"))
             ),
-            "ix_deals_search": select(deals.c.id).where(text_match(DEAL_TEXT, literal("'x':*"))),
+            "ix_deals_search": select(deals.c.id).where(text_match(DEAL_TEXT, literal("x"))),
             "ix_contacts_custom_fields": select(contacts.c.id).where(
                 custom_equals(contacts.c.custom_fields, "tier", FieldType.enum, literal("gold"))
             ),

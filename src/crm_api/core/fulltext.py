@@ -76,7 +76,13 @@ def _query(element: FunctionElement[Any], compiler: Any, **kw: Any) -> str:
 
 
 def _tsquery(query: str) -> str:
-    return f"to_tsquery('simple'::regconfig, crm_unaccent({query}))"
+    """The query's space-separated words as prefixes, each unaccented and then quoted (quoted
+    after: unaccent turns some letters into a quote, the Hawaiian okina say, or a backslash)."""
+    word = "replace(crm_unaccent(word), '\\', '')"
+    words = f"unnest(string_to_array({query}, ' ')) word"
+    # `query` is a bind parameter: nothing here is user text.
+    prefixes = f"SELECT quote_literal({word}) || ':*' FROM {words}"  # noqa: S608
+    return f"to_tsquery('simple'::regconfig, array_to_string(ARRAY({prefixes}), ' & '))"
 
 
 @compiles(text_match, "postgresql")

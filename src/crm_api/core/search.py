@@ -511,7 +511,7 @@ async def run_search(
 def _text_query(tokens: list[str], postgres: bool) -> str:
     # Tokens are \w runs: no quotes or operators reach either query language.
     if postgres:
-        return " & ".join(f"'{token}':*" for token in tokens)
+        return " ".join(tokens)  # words, made prefixes by `core.fulltext`
     return " AND ".join(f'"{token}"*' for token in tokens)
 
 
