@@ -67,6 +67,31 @@ class TestUnstorableValues:
                 assert_problem(response, 422, "validation")
             )
 
+    async def test_the_calendars_first_and_last_instants_are_422(self, rep: Actor) -> None:
+        # PostgreSQL would store them as -infinity and infinity (read back without an offset,
+        # and a 500 in lead-response metrics).
+        contact = await create_contact(rep)
+        first, last = "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"
+        bodies = [
+            ("/v1/activities", {"type": "note", "body": "x", "occurred_at": first,
+                                "contact_ids": [contact["id"]]}, "body.occurred_at"),
+            ("/v1/activities", {"type": "note", "body": "x", "occurred_at": last,
+                                "contact_ids": [contact["id"]]}, "body.occurred_at"),
+            ("/v1/tasks", {"title": "x", "due_at": last}, "body.due_at"),
+            ("/v1/deals", {"name": "x", "expected_close_date": "9999-12-31"},
+             "body.expected_close_date"),
+            ("/v1/deals", {"name": "x", "expected_close_date": "0001-01-01"},
+             "body.expected_close_date"),
+        ]  # fmt: skip
+        for path, body, field in bodies:
+            response = await rep.client.post(path, json=body)
+            assert error_fields(assert_problem(response, 422, "validation")) == {field}, body
+        near = {"type": "note", "body": "x", "occurred_at": "0001-01-01T00:00:00.000001Z",
+                "contact_ids": [contact["id"]]}  # fmt: skip
+        response = await rep.client.post("/v1/activities", json=near)
+        assert response.status_code == 201, response.text
+        assert response.json()["occurred_at"] == "0001-01-01T00:00:00.000001+00:00"
+
 
 class TestForgedCursors:
     async def test_wrong_types_and_naive_or_overflowing_times_are_422(self, rep: Actor) -> None:

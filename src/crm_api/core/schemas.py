@@ -61,12 +61,23 @@ def _within_int64(value: Any) -> Any:
     return value
 
 
+# asyncpg writes the calendar's first and last instants and days as PostgreSQL's -infinity and
+# infinity, which read back as something else (no offset, no arithmetic): they are refused.
+_CALENDAR_ENDS = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+
+
 def to_utc(value: datetime) -> datetime:
-    """An aware datetime as UTC; one whose UTC form falls outside years 1-9999 is invalid."""
+    """An aware datetime as UTC; one whose UTC form falls outside years 1-9999, or on their
+    very first or last microsecond, is invalid."""
     try:
-        return value.astimezone(UTC)
+        moment = value.astimezone(UTC)
     except OverflowError:
         raise ValueError("out of range once converted to UTC") from None
+    if moment in _CALENDAR_ENDS:
+        raise ValueError(
+            "must be after 0001-01-01T00:00:00Z and before 9999-12-31T23:59:59.999999Z"
+        )
+    return moment
 
 
 class InputModel(BaseModel):
@@ -130,8 +141,14 @@ def _iso_day(value: Any) -> Any:
     return value
 
 
+def _within_calendar(day: date) -> date:
+    if day in (date.min, date.max):  # see _CALENDAR_ENDS
+        raise ValueError("must be after 0001-01-01 and before 9999-12-31")
+    return day
+
+
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-Day = Annotated[date, BeforeValidator(_iso_day)]
+Day = Annotated[date, BeforeValidator(_iso_day), AfterValidator(_within_calendar)]
 """A calendar date in a body: `YYYY-MM-DD` only (no timestamps, no numbers)."""
 
 Name = Annotated[str, AfterValidator(collapse_whitespace), Str(min_length=1, max_length=200)]
