@@ -105,6 +105,35 @@ class TestForgedCursors:
             )
             assert "query.cursor" in error_fields(assert_problem(response, 422, "validation"))
 
+    async def test_values_the_database_could_not_bind_are_422(self, rep: Actor) -> None:
+        last = "01a203b9-8738-7de9-994e-eba0961a54f8"
+        listed = [
+            ("/v1/deals", "amount", value)
+            for value in (
+                "x",
+                "1e100000",
+                "Infinity",
+                "1E-100000",
+                "99999999999999999999.9",
+                "1.00001",
+            )
+        ] + [("/v1/contacts", "name", "\u0000"), ("/v1/companies", "name", "a\u0000b")]
+        for path, sort, value in listed:
+            cursor = forged_cursor([value, last], sort)
+            response = await rep.client.get(path, params={"sort": sort, "cursor": cursor})
+            body = assert_problem(response, 422, "validation")
+            assert error_fields(body) == {"query.cursor"}, (path, value)
+        for sort, value in (("employee_count", 2**31), ("name", "\u0000")):
+            cursor = forged_cursor([value, last], sort)
+            response = await rep.client.post(
+                "/v1/companies/search", json={"sort": sort, "cursor": cursor}
+            )
+            body = assert_problem(response, 422, "validation")
+            assert error_fields(body) == {"body.cursor"}, (sort, value)
+        fine = forged_cursor(["12.5", last], "amount")
+        response = await rep.client.get("/v1/deals", params={"sort": "amount", "cursor": fine})
+        assert response.status_code == 200, response.text
+
 
 class TestIfMatchForms:
     async def test_non_ascii_digits_are_422(self, rep: Actor) -> None:

@@ -11,12 +11,15 @@ import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
 import orjson
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    Integer,
     Select,
     Table,
     and_,
@@ -195,20 +198,46 @@ def decode_cursor(cursor: str, sort: str, key: SortKey, field: str = "query.curs
         values = payload["v"]
         if payload["s"] != sort or len(values) != len(key.columns):
             raise bad
-        return [
+        parsed = [
             None if value is None and i == 0 and key.nullable else parse(value)
             for i, (parse, value) in enumerate(zip(key.parse, values, strict=True))
         ]
+        for column, value in zip(key.columns, parsed, strict=True):
+            _check_bindable(column, value)
+        return parsed
     except (
         ValueError,
         TypeError,
         KeyError,
         AttributeError,
-        OverflowError,
+        ArithmeticError,  # OverflowError, decimal.InvalidOperation
         binascii.Error,
         orjson.JSONDecodeError,
     ):
         raise bad from None
+
+
+def _check_bindable(column: ColumnElement[Any], value: Any) -> None:
+    """Raises ValueError for a value the database could not compare with `column` (a forged
+    cursor's): NUL in text, an integer wider than the column, a decimal that is not finite or
+    overflows the column's precision."""
+    column_type = column.type
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("NUL")
+    if isinstance(value, int) and not isinstance(value, bool) and isinstance(column_type, Integer):
+        bits = 64 if isinstance(column_type, BigInteger) else 32
+        if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+            raise ValueError("integer out of range")
+    if isinstance(value, Decimal):
+        precision = getattr(column_type, "precision", None)
+        scale = getattr(column_type, "scale", None) or 0
+        # At most 18 digits in all, as for filters (core.search): SQLite keeps money as 64-bit
+        # integers of its smallest unit.
+        whole = min(precision, 18) - scale if precision else None
+        if not value.is_finite() or (whole is not None and abs(value) >= Decimal(10) ** whole):
+            raise ValueError("decimal out of range")
+        if scale and -int(value.as_tuple().exponent) > scale:
+            raise ValueError("more decimal places than the column")
 
 
 def one_of(column: ColumnElement[Any], param: str, postgres: bool) -> ColumnElement[bool]:
