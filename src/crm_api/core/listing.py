@@ -17,7 +17,6 @@ from uuid import UUID
 
 import orjson
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Integer,
     Select,
@@ -33,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import KeyedColumnElement
 
+from crm_api.core.bounds import check_decimal, check_integer
 from crm_api.core.errors import Invalid
 from crm_api.core.reader import Reader, Row
 
@@ -218,26 +218,14 @@ def decode_cursor(cursor: str, sort: str, key: SortKey, field: str = "query.curs
 
 
 def _check_bindable(column: ColumnElement[Any], value: Any) -> None:
-    """Raises ValueError for a value the database could not compare with `column` (a forged
-    cursor's): NUL in text, an integer wider than the column, a decimal that is not finite or
-    overflows the column's precision."""
-    column_type = column.type
+    """Raises ValueError for a value (a forged cursor's) the database could not compare with
+    `column`: NUL in text, or a number past the column's bounds (`core.bounds`)."""
     if isinstance(value, str) and "\x00" in value:
         raise ValueError("NUL")
-    if isinstance(value, int) and not isinstance(value, bool) and isinstance(column_type, Integer):
-        bits = 64 if isinstance(column_type, BigInteger) else 32
-        if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
-            raise ValueError("integer out of range")
+    if isinstance(value, int) and not isinstance(value, bool) and isinstance(column.type, Integer):
+        check_integer(column.type, value)
     if isinstance(value, Decimal):
-        precision = getattr(column_type, "precision", None)
-        scale = getattr(column_type, "scale", None) or 0
-        # At most 18 digits in all, as for filters (core.search): SQLite keeps money as 64-bit
-        # integers of its smallest unit.
-        whole = min(precision, 18) - scale if precision else None
-        if not value.is_finite() or (whole is not None and abs(value) >= Decimal(10) ** whole):
-            raise ValueError("decimal out of range")
-        if scale and -int(value.as_tuple().exponent) > scale:
-            raise ValueError("more decimal places than the column")
+        check_decimal(column.type, value)
 
 
 def one_of(column: ColumnElement[Any], param: str, postgres: bool) -> ColumnElement[bool]:

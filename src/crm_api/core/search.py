@@ -24,8 +24,9 @@ from uuid import UUID
 
 from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, not_, or_, select
 from sqlalchemy.sql.elements import KeyedColumnElement
-from sqlalchemy.types import BigInteger, Boolean, Date, Integer, Numeric, String, Uuid
+from sqlalchemy.types import Boolean, Date, Integer, Numeric, String, Uuid
 
+from crm_api.core.bounds import check_decimal, check_integer, decimal_places
 from crm_api.core.db import FixedDecimal, UTCDateTime, unicode_lower
 from crm_api.core.errors import Invalid
 from crm_api.core.listing import (
@@ -287,15 +288,12 @@ def _choice(spec: Field, value: Any) -> str:
 def _integer(spec: Field, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("must be an integer")
-    # The column's own width (PostgreSQL's INTEGER is 32 bits), so a value the database could
-    # not bind is a 422 on both databases, not a failed statement.
-    bits = 64 if isinstance(spec.value().type, BigInteger) else 32
-    if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
-        raise ValueError(f"must be an integer from -2^{bits - 1} to 2^{bits - 1}-1")
+    check_integer(spec.value().type, value)
     return value
 
 
 MAX_DECIMAL_PLACES = 20
+"""For a filter on a decimal without a scale of its own (a custom number)."""
 
 
 def _decimal(spec: Field, value: Any) -> Decimal:
@@ -304,20 +302,11 @@ def _decimal(spec: Field, value: Any) -> Decimal:
     number = Decimal(str(value).strip())
     if not number.is_finite() or abs(number) >= Decimal(10) ** 20:
         raise ValueError("must be a finite number below 10^20")
-    # The column's own scale and precision where it has them (money: 4 places, 20 digits), so
-    # a value the database could not bind is a 422, not a failed statement.
     column_type = spec.value().type
-    scale = getattr(column_type, "scale", None)
-    places = max(0, -int(number.normalize().as_tuple().exponent))
-    if places > (MAX_DECIMAL_PLACES if scale is None else scale):
-        allowed = MAX_DECIMAL_PLACES if scale is None else scale
-        raise ValueError(f"must have at most {allowed} decimal places")
-    precision = getattr(column_type, "precision", None)
-    if precision is not None and scale is not None:
-        # At most 18 digits in all: SQLite keeps money as 64-bit integers of its smallest unit.
-        whole = min(precision, 18) - scale
-        if abs(number) >= Decimal(10) ** whole:
-            raise ValueError(f"must be below 10^{whole}")
+    unscaled = getattr(column_type, "scale", None) is None
+    if unscaled and decimal_places(number) > MAX_DECIMAL_PLACES:
+        raise ValueError(f"must have at most {MAX_DECIMAL_PLACES} decimal places")
+    check_decimal(column_type, number)
     return number
 
 
